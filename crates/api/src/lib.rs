@@ -1,1 +1,52 @@
+//! # flowd-api
+//!
+//! The HTTP layer: Losant's REST API over axum, kept thin. Handlers check the caller, validate
+//! the request, call the store (and, with the engine, the run queue) and shape the response.
+//!
+//! * [`resources`] — one module per Losant resource, each exposing `router()`.
+//! * [`auth`] — the bearer-token extractor and the one authorization check.
+//! * [`request`] — JSON bodies validated against the official schemas, query parameters, ids.
+//! * [`error`] — the one error type and its mapping to Losant error bodies.
+//! * [`bootstrap`] — the owner token made on first start.
+//! * [`list`], [`hal`], [`documents`], [`workflow`] — pieces shared by several resources.
 
+pub mod auth;
+pub mod bootstrap;
+pub mod documents;
+pub mod error;
+pub mod hal;
+pub mod list;
+pub mod request;
+pub mod resources;
+pub mod state;
+pub mod workflow;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use error::ApiError;
+use serde_json::{json, Value};
+pub use state::{AppState, Limits};
+
+/// The whole API as a router, ready to serve (or to drive in tests with `oneshot`).
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .merge(resources::applications::router())
+        .merge(resources::application::router())
+        .merge(resources::application_api_tokens::router())
+        .merge(resources::application_api_token::router())
+        .merge(resources::flows::router())
+        .merge(resources::flow::router())
+        .merge(resources::flow_versions::router())
+        .merge(resources::flow_version::router())
+        .fallback(|| async { ApiError::NotFound("No such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::NotFound("This route does not take that method".into())
+        })
+        .with_state(state)
+}
+
+/// Liveness: the process is up and serving.
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}

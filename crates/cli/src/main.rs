@@ -1,1 +1,73 @@
-fn main(){}
+//! The `flowd` binary.
+//!
+//! `flowd serve` runs the server on an embedded SQLite store in the data dir. Settings come from,
+//! in order of precedence: command-line flags, `FLOWD_*` environment variables, an optional TOML
+//! file (`--config`), and built-in defaults (see `config.rs` and the README).
+
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "flowd", version, about = "A self-hosted workflow engine serving Losant's REST API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server.
+    Serve(ServeArgs),
+}
+
+/// Flags of `flowd serve`; each is also read from its environment variable.
+#[derive(clap::Args, Debug, Default)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "FLOWD_LISTEN")]
+    pub listen: Option<String>,
+    /// Directory holding the database and the owner token.
+    #[arg(long, env = "FLOWD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A TOML file with settings (flags and environment variables override it).
+    #[arg(long, env = "FLOWD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format: `pretty` for people, `json` for log collectors.
+    #[arg(long, env = "FLOWD_LOG_FORMAT", value_parser = ["pretty", "json"])]
+    pub log_format: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = match config::Settings::resolve(args) {
+                Ok(settings) => settings,
+                Err(e) => {
+                    eprintln!("flowd: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            serve::init_logging(&settings.log_format);
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("flowd: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve::run(settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "flowd stopped");
+                    eprintln!("flowd: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

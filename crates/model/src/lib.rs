@@ -9,11 +9,13 @@
 //!   names the offending field.
 //! * [`catalogue`] — the trigger and node type strings Losant knows.
 //! * [`graph`] — save-time checks of a workflow graph (unique ids, wiring, known types).
+//! * [`query`] — Losant's advanced queries over workflows and versions, evaluated on documents.
 //! * [`storage`] — the rules of workflow storage (key length, value size, the metadata formula).
 
 pub mod catalogue;
 pub mod graph;
 pub mod id;
+pub mod query;
 pub mod schema;
 pub mod scope;
 pub mod storage;

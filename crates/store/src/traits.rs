@@ -77,11 +77,7 @@ pub trait FlowVersionStore: Send + Sync {
     /// which the caller has put in `doc`). Without it, a name clash is a `Conflict`.
     async fn insert_version(&self, doc: &Value, replace: bool) -> StoreResult<()>;
     /// By id or by name.
-    async fn get_version(
-        &self,
-        flow_id: &str,
-        id_or_name: &str,
-    ) -> StoreResult<Option<Value>>;
+    async fn get_version(&self, flow_id: &str, id_or_name: &str) -> StoreResult<Option<Value>>;
     async fn update_version(&self, doc: &Value) -> StoreResult<bool>;
     async fn delete_version(&self, flow_id: &str, id: &str) -> StoreResult<bool>;
     async fn list_versions(&self, flow_id: &str, query: &ListQuery) -> StoreResult<Page>;

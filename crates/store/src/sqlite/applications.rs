@@ -29,7 +29,8 @@ impl ApplicationStore for SqliteStore {
 
     async fn get_application(&self, id: &str) -> StoreResult<Option<Value>> {
         let id = id.to_owned();
-        self.read(move |conn| APPLICATIONS.get(conn, None, &id)).await
+        self.read(move |conn| APPLICATIONS.get(conn, None, &id))
+            .await
     }
 
     async fn update_application(&self, doc: &Value) -> StoreResult<bool> {
@@ -40,11 +41,13 @@ impl ApplicationStore for SqliteStore {
     async fn delete_application(&self, id: &str) -> StoreResult<bool> {
         // Flows, versions, storage and tokens go with it through ON DELETE CASCADE.
         let id = id.to_owned();
-        self.write(move |tx| APPLICATIONS.delete(tx, None, &id)).await
+        self.write(move |tx| APPLICATIONS.delete(tx, None, &id))
+            .await
     }
 
     async fn list_applications(&self, query: &ListQuery) -> StoreResult<Page> {
         let query = query.clone();
-        self.read(move |conn| APPLICATIONS.list(conn, None, &query, &[])).await
+        self.read(move |conn| APPLICATIONS.list(conn, None, &query, &[]))
+            .await
     }
 }

@@ -96,10 +96,18 @@ impl DocTable {
     }
 
     /// A document by id, optionally required to belong to `parent_id`.
-    pub fn get(&self, conn: &Connection, parent_id: Option<&str>, id: &str) -> StoreResult<Option<Value>> {
+    pub fn get(
+        &self,
+        conn: &Connection,
+        parent_id: Option<&str>,
+        id: &str,
+    ) -> StoreResult<Option<Value>> {
         let (sql, params) = match (self.parent, parent_id) {
             (Some((column, _)), Some(parent)) => (
-                format!("SELECT doc FROM {} WHERE id = ?1 AND {column} = ?2", self.table),
+                format!(
+                    "SELECT doc FROM {} WHERE id = ?1 AND {column} = ?2",
+                    self.table
+                ),
                 vec![id.to_owned(), parent.to_owned()],
             ),
             _ => (
@@ -113,7 +121,12 @@ impl DocTable {
         text.map(|t| parse_doc(&t)).transpose()
     }
 
-    pub fn delete(&self, conn: &Connection, parent_id: Option<&str>, id: &str) -> StoreResult<bool> {
+    pub fn delete(
+        &self,
+        conn: &Connection,
+        parent_id: Option<&str>,
+        id: &str,
+    ) -> StoreResult<bool> {
         let changed = match (self.parent, parent_id) {
             (Some((column, _)), Some(parent)) => conn.execute(
                 &format!("DELETE FROM {} WHERE id = ?1 AND {column} = ?2", self.table),
@@ -167,7 +180,10 @@ impl DocTable {
             self.table
         );
         let limit = query.per_page.min(i64::MAX as u64) as i64;
-        let offset = query.page.saturating_mul(query.per_page).min(i64::MAX as u64) as i64;
+        let offset = query
+            .page
+            .saturating_mul(query.per_page)
+            .min(i64::MAX as u64) as i64;
         params.push(SqlValue::Integer(limit));
         params.push(SqlValue::Integer(offset));
         let mut statement = conn.prepare(&sql)?;

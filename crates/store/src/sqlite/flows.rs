@@ -32,7 +32,8 @@ impl FlowStore for SqliteStore {
 
     async fn get_flow(&self, application_id: &str, id: &str) -> StoreResult<Option<Value>> {
         let (application_id, id) = (application_id.to_owned(), id.to_owned());
-        self.read(move |conn| FLOWS.get(conn, Some(&application_id), &id)).await
+        self.read(move |conn| FLOWS.get(conn, Some(&application_id), &id))
+            .await
     }
 
     async fn update_flow(&self, doc: &Value) -> StoreResult<bool> {
@@ -43,7 +44,8 @@ impl FlowStore for SqliteStore {
     async fn delete_flow(&self, application_id: &str, id: &str) -> StoreResult<bool> {
         // Versions and storage entries go with it through ON DELETE CASCADE.
         let (application_id, id) = (application_id.to_owned(), id.to_owned());
-        self.write(move |tx| FLOWS.delete(tx, Some(&application_id), &id)).await
+        self.write(move |tx| FLOWS.delete(tx, Some(&application_id), &id))
+            .await
     }
 
     async fn list_flows(&self, application_id: &str, query: &ListQuery) -> StoreResult<Page> {
@@ -73,4 +75,3 @@ impl FlowStore for SqliteStore {
         .await
     }
 }
-

@@ -58,7 +58,11 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
              upgrade flowd"
         )));
     }
-    for (index, sql) in migrations::MIGRATIONS.iter().enumerate().skip(current as usize) {
+    for (index, sql) in migrations::MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(current as usize)
+    {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (index + 1) as i64)?;

@@ -24,8 +24,9 @@ impl StorageStore for SqliteStore {
     async fn storage_entries(&self, flow_id: &str) -> StoreResult<Map<String, Value>> {
         let flow_id = flow_id.to_owned();
         self.read(move |conn| {
-            let mut statement =
-                conn.prepare("SELECT key, value FROM storage_entries WHERE flow_id = ?1 ORDER BY key")?;
+            let mut statement = conn.prepare(
+                "SELECT key, value FROM storage_entries WHERE flow_id = ?1 ORDER BY key",
+            )?;
             let rows = statement.query_map([flow_id], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
             })?;
@@ -51,7 +52,8 @@ impl StorageStore for SqliteStore {
         value_json: &str,
         caps: StorageCaps,
     ) -> StoreResult<()> {
-        let (flow_id, key, value_json) = (flow_id.to_owned(), key.to_owned(), value_json.to_owned());
+        let (flow_id, key, value_json) =
+            (flow_id.to_owned(), key.to_owned(), value_json.to_owned());
         self.write(move |tx| {
             let current = metadata(tx, &flow_id)?;
             let old_size: Option<i64> = tx

@@ -1,6 +1,6 @@
 use super::docs::{parse_doc, DocTable};
 use super::SqliteStore;
-use crate::{Column, ListQuery, Page, StoreResult, TokenRecord, TokenStore};
+use crate::{Column, ListQuery, Page, StoreError, StoreResult, TokenRecord, TokenStore};
 use async_trait::async_trait;
 use rusqlite::OptionalExtension;
 
@@ -36,6 +36,17 @@ fn record(row: &rusqlite::Row) -> rusqlite::Result<TokenRecord> {
     })
 }
 
+/// `TOKENS.update` copies the parent column from the document's `applicationId`, but Losant's
+/// `apiToken` document has no such field (it names its owner with `ownerId`/`ownerType`): the
+/// record, not the document, says which application a token reaches.
+fn set_application(tx: &rusqlite::Transaction, token: &TokenRecord) -> StoreResult<()> {
+    tx.execute(
+        "UPDATE api_tokens SET application_id = ?1 WHERE id = ?2",
+        rusqlite::params![token.application_id, token.id],
+    )?;
+    Ok(())
+}
+
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
@@ -47,8 +58,17 @@ impl TokenStore for SqliteStore {
                 "INSERT INTO api_tokens (id, application_id, token_hash, name, status, expiration_date, \
                  creation_date, last_updated, doc) VALUES (?1, ?2, ?3, '', '', NULL, '', '', '{}')",
                 rusqlite::params![token.id, token.application_id, token.token_hash],
-            )?;
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    StoreError::Conflict("api_tokens already exists".into())
+                }
+                other => other.into(),
+            })?;
             TOKENS.update(tx, &token.doc)?;
+            set_application(tx, &token)?;
             Ok(())
         })
         .await
@@ -58,7 +78,11 @@ impl TokenStore for SqliteStore {
         let token_hash = token_hash.to_owned();
         self.read(move |conn| {
             Ok(conn
-                .query_row(&format!("{SELECT} WHERE token_hash = ?1"), [token_hash], record)
+                .query_row(
+                    &format!("{SELECT} WHERE token_hash = ?1"),
+                    [token_hash],
+                    record,
+                )
                 .optional()?)
         })
         .await
@@ -80,17 +104,26 @@ impl TokenStore for SqliteStore {
 
     async fn update_token(&self, token: &TokenRecord) -> StoreResult<bool> {
         let token = token.clone();
-        self.write(move |tx| TOKENS.update(tx, &token.doc)).await
+        self.write(move |tx| {
+            let updated = TOKENS.update(tx, &token.doc)?;
+            if updated {
+                set_application(tx, &token)?;
+            }
+            Ok(updated)
+        })
+        .await
     }
 
     async fn delete_token(&self, application_id: &str, id: &str) -> StoreResult<bool> {
         let (application_id, id) = (application_id.to_owned(), id.to_owned());
-        self.write(move |tx| TOKENS.delete(tx, Some(&application_id), &id)).await
+        self.write(move |tx| TOKENS.delete(tx, Some(&application_id), &id))
+            .await
     }
 
     async fn list_tokens(&self, application_id: &str, query: &ListQuery) -> StoreResult<Page> {
         let (application_id, query) = (application_id.to_owned(), query.clone());
-        self.read(move |conn| TOKENS.list(conn, Some(&application_id), &query, &[])).await
+        self.read(move |conn| TOKENS.list(conn, Some(&application_id), &query, &[]))
+            .await
     }
 
     async fn user_tokens(&self) -> StoreResult<Vec<TokenRecord>> {

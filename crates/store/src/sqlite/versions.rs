@@ -27,8 +27,14 @@ impl FlowVersionStore for SqliteStore {
     async fn insert_version(&self, doc: &Value, replace: bool) -> StoreResult<()> {
         let doc = doc.clone();
         self.write(move |tx| {
-            let flow_id = doc.get("flowId").and_then(Value::as_str).unwrap_or_default();
-            let name = doc.get("version").and_then(Value::as_str).unwrap_or_default();
+            let flow_id = doc
+                .get("flowId")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let name = doc
+                .get("version")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let existing: Option<String> = tx
                 .query_row(
                     "SELECT id FROM flow_versions WHERE flow_id = ?1 AND version = ?2",
@@ -71,12 +77,14 @@ impl FlowVersionStore for SqliteStore {
 
     async fn delete_version(&self, flow_id: &str, id: &str) -> StoreResult<bool> {
         let (flow_id, id) = (flow_id.to_owned(), id.to_owned());
-        self.write(move |tx| VERSIONS.delete(tx, Some(&flow_id), &id)).await
+        self.write(move |tx| VERSIONS.delete(tx, Some(&flow_id), &id))
+            .await
     }
 
     async fn list_versions(&self, flow_id: &str, query: &ListQuery) -> StoreResult<Page> {
         let (flow_id, query) = (flow_id.to_owned(), query.clone());
-        self.read(move |conn| VERSIONS.list(conn, Some(&flow_id), &query, &[])).await
+        self.read(move |conn| VERSIONS.list(conn, Some(&flow_id), &query, &[]))
+            .await
     }
 
     async fn all_versions(&self, flow_id: &str) -> StoreResult<Vec<Value>> {

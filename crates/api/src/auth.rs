@@ -1,0 +1,149 @@
+//! Authentication (who is calling) and authorization (may they do this).
+//!
+//! Tokens are stored only as SHA-256 hashes. A request's bearer token is hashed, looked up by
+//! hash, and the stored hash is compared to the computed one in constant time. Which scopes
+//! allow which action lives in one table, `flowd_model::scope::ACTIONS`; handlers call
+//! [`Principal::require`] with their action and the application in the path.
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use flowd_model::scope::{allows, Action};
+use rand::RngCore;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Hex SHA-256 of a token string: what the store keeps.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new token string: 48 random bytes, URL-safe base64 (64 characters).
+pub fn generate_token() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 48];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub token_id: String,
+    /// The only application an application token reaches; `None` for user-level tokens.
+    pub application_id: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+impl Principal {
+    /// Fails with 403 unless the token may perform `action`, on `application_id` when given.
+    pub fn require(&self, action: Action, application_id: Option<&str>) -> ApiResult<()> {
+        if let (Some(own), Some(wanted)) = (&self.application_id, application_id) {
+            if !own.eq_ignore_ascii_case(wanted) {
+                return Err(ApiError::Forbidden(
+                    "This token belongs to another application".into(),
+                ));
+            }
+        }
+        if !allows(&self.scopes, action) {
+            return Err(ApiError::Forbidden(format!(
+                "This token's scopes do not allow {}",
+                action.rule().scope
+            )));
+        }
+        Ok(())
+    }
+
+    /// The `createdByType` / `lastUpdatedByType` of documents this caller writes.
+    pub fn actor_type(&self) -> &'static str {
+        "apiToken"
+    }
+}
+
+fn bearer(parts: &Parts) -> ApiResult<&str> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("Authorization header is missing".into()))?;
+    let text = header
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("Authorization header is not text".into()))?;
+    let (scheme, token) = text
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| ApiError::Unauthorized("Authorization must be 'Bearer <token>'".into()))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::Unauthorized(
+            "Authorization must be 'Bearer <token>'".into(),
+        ));
+    }
+    Ok(token.trim())
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let token = bearer(parts)?;
+        let hash = hash_token(token);
+        let record = state
+            .store
+            .token_by_hash(&hash)
+            .await?
+            .filter(|r| bool::from(r.token_hash.as_bytes().ct_eq(hash.as_bytes())))
+            .ok_or_else(|| ApiError::Unauthorized("Invalid access token".into()))?;
+        let doc = &record.doc;
+        if doc.get("status").and_then(Value::as_str) == Some("inactive") {
+            return Err(ApiError::Unauthorized("This token is inactive".into()));
+        }
+        if let Some(expiry) = doc.get("expirationDate").and_then(Value::as_str) {
+            let expired = flowd_model::time::parse_iso(expiry)
+                .is_none_or(|t| t <= chrono::Utc::now());
+            if expired {
+                return Err(ApiError::Unauthorized("This token has expired".into()));
+            }
+        }
+        let scopes = doc
+            .get("scope")
+            .and_then(Value::as_array)
+            .map(|s| s.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        Ok(Principal {
+            token_id: record.id,
+            application_id: record.application_id,
+            scopes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_random_and_hash_stably() {
+        let a = generate_token();
+        let b = generate_token();
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+        assert_eq!(hash_token(&a), hash_token(&a));
+        assert_eq!(hash_token("x").len(), 64);
+    }
+
+    #[test]
+    fn application_tokens_reach_only_their_application() {
+        let p = Principal {
+            token_id: "t".into(),
+            application_id: Some("aaaaaaaaaaaaaaaaaaaaaaaa".into()),
+            scopes: vec!["all.Application".into()],
+        };
+        assert!(p.require(Action::FlowGet, Some("aaaaaaaaaaaaaaaaaaaaaaaa")).is_ok());
+        assert!(matches!(
+            p.require(Action::FlowGet, Some("bbbbbbbbbbbbbbbbbbbbbbbb")),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(p.require(Action::ApplicationsGet, None), Err(ApiError::Forbidden(_))));
+    }
+}

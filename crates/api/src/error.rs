@@ -1,0 +1,80 @@
+//! The one error type of the HTTP layer and its mapping to Losant's error bodies
+//! (`{"type": …, "message": …}`), status codes per `spec/README.md` decision 1.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use flowd_store::StoreError;
+use serde_json::json;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No, malformed, unknown, inactive or expired token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid token without the scope, or for another application.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The resource does not exist (or its id is malformed).
+    #[error("{0}")]
+    NotFound(String),
+    /// A body or query that fails validation; the message names the field.
+    #[error("{0}")]
+    Validation(String),
+    /// A body over the size limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Something broke inside flowd; logged with its cause, never shown to the client.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn validation(message: impl Into<String>) -> Self {
+        ApiError::Validation(message.into())
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        ApiError::NotFound(format!("{what} was not found"))
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "Unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
+            ApiError::Validation(_) => (StatusCode::BAD_REQUEST, "Validation"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(message) | StoreError::LimitExceeded(message) => {
+                ApiError::Validation(message)
+            }
+            StoreError::Backend(message) => ApiError::Internal(message),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind) = self.parts();
+        let message = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "request failed inside flowd");
+                "flowd could not complete the request; the server log has the cause".to_owned()
+            }
+            other => other.to_string(),
+        };
+        (status, Json(json!({ "type": kind, "message": message }))).into_response()
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

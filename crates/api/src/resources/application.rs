@@ -1,0 +1,71 @@
+//! `/applications/{applicationId}`: get, patch and delete one application.
+
+use crate::auth::Principal;
+use crate::documents::{check_globals, into_object, merge};
+use crate::error::{ApiError, ApiResult};
+use crate::hal::success;
+use crate::request::{path_id, JsonBody, Params, PathParams};
+use crate::resources::applications::present;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use flowd_model::schema::SchemaName;
+use flowd_model::scope::Action;
+use serde_json::{json, Value};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/applications/{applicationId}", get(fetch).patch(patch).delete(remove))
+}
+
+/// Loads an application or answers 404; used by every resource under an application.
+pub async fn load(state: &AppState, application_id: &str) -> ApiResult<Value> {
+    let id = path_id(application_id, "Application")?;
+    state
+        .store
+        .get_application(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Application"))
+}
+
+async fn fetch(
+    State(state): State<AppState>,
+    who: Principal,
+    params: Params,
+    PathParams(application_id): PathParams<String>,
+) -> ApiResult<Json<Value>> {
+    who.require(Action::ApplicationGet, Some(&application_id))?;
+    Ok(Json(present(load(&state, &application_id).await?, params.links())))
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    who: Principal,
+    params: Params,
+    PathParams(application_id): PathParams<String>,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    who.require(Action::ApplicationPatch, Some(&application_id))?;
+    let current = load(&state, &application_id).await?;
+    let changes = into_object(body.validated(SchemaName::ApplicationPatch)?)?;
+    let mut doc = into_object(current)?;
+    merge(&mut doc, changes);
+    check_globals(&doc)?;
+    doc.insert("lastUpdated".into(), json!(flowd_model::time::now_iso()));
+    let doc = Value::Object(doc);
+    state.store.update_application(&doc).await?;
+    Ok(Json(present(doc, params.links())))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    who: Principal,
+    PathParams(application_id): PathParams<String>,
+) -> ApiResult<Json<Value>> {
+    who.require(Action::ApplicationDelete, Some(&application_id))?;
+    let id = path_id(&application_id, "Application")?;
+    if !state.store.delete_application(id).await? {
+        return Err(ApiError::not_found("Application"));
+    }
+    Ok(Json(success()))
+}

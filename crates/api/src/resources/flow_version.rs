@@ -1,0 +1,95 @@
+//! `/applications/{applicationId}/flows/{flowId}/versions/{flowVersionId}`: get, patch
+//! (`notes`, `enabled`) and delete one version, addressed by id or by name.
+//!
+//! Errors, logs and stats of a version need the run engine and come with it.
+
+use crate::auth::Principal;
+use crate::documents::{into_object, merge, stamp_updated};
+use crate::error::{ApiError, ApiResult};
+use crate::hal::success;
+use crate::request::{JsonBody, Params, PathParams};
+use crate::resources::flow;
+use crate::resources::flow_versions::present;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use flowd_model::schema::SchemaName;
+use flowd_model::scope::Action;
+use serde_json::Value;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        "/applications/{applicationId}/flows/{flowId}/versions/{flowVersionId}",
+        get(fetch).patch(patch).delete(remove),
+    )
+}
+
+type VersionPath = PathParams<(String, String, String)>;
+
+/// Loads a version by id or name, or answers 404.
+pub async fn load(
+    state: &AppState,
+    application_id: &str,
+    flow_id: &str,
+    version: &str,
+) -> ApiResult<(Value, Value)> {
+    let flow = flow::load(state, application_id, flow_id).await?;
+    if version.is_empty() || version.chars().count() > 255 {
+        return Err(ApiError::not_found("Flow version"));
+    }
+    let found = state
+        .store
+        .get_version(flow_id, version)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Flow version"))?;
+    Ok((flow, found))
+}
+
+async fn fetch(
+    State(state): State<AppState>,
+    who: Principal,
+    params: Params,
+    PathParams((application_id, flow_id, version)): VersionPath,
+) -> ApiResult<Json<Value>> {
+    who.require(Action::FlowVersionGet, Some(&application_id))?;
+    params.bool("includeCustomNodes", false)?;
+    let (_, doc) = load(&state, &application_id, &flow_id, &version).await?;
+    Ok(Json(present(doc, params.links())))
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    who: Principal,
+    params: Params,
+    PathParams((application_id, flow_id, version)): VersionPath,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    who.require(Action::FlowVersionPatch, Some(&application_id))?;
+    params.bool("includeCustomNodes", false)?;
+    let (_, current) = load(&state, &application_id, &flow_id, &version).await?;
+    let changes = into_object(body.validated(SchemaName::FlowVersionPatch)?)?;
+    let mut doc = into_object(current)?;
+    merge(&mut doc, changes);
+    stamp_updated(&mut doc, &who);
+    let doc = Value::Object(doc);
+    state.store.update_version(&doc).await?;
+    Ok(Json(present(doc, params.links())))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    who: Principal,
+    PathParams((application_id, flow_id, version)): VersionPath,
+) -> ApiResult<Json<Value>> {
+    who.require(Action::FlowVersionDelete, Some(&application_id))?;
+    let (flow, doc) = load(&state, &application_id, &flow_id, &version).await?;
+    let id = doc.get("id").and_then(Value::as_str).unwrap_or_default();
+    if flow.get("defaultVersionId").and_then(Value::as_str) == Some(id) {
+        return Err(ApiError::validation(
+            "This version is the workflow's default version and cannot be deleted; set another default first",
+        ));
+    }
+    state.store.delete_version(&flow_id, id).await?;
+    Ok(Json(success()))
+}

@@ -1,0 +1,39 @@
+//! What every handler shares: the store and the limits from configuration.
+
+use flowd_store::{StorageCaps, Store};
+use std::sync::Arc;
+
+/// Limits that configuration may change (decisions 8 and 9), with their documented defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest API request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Per-flow storage caps.
+    pub storage: StorageCaps,
+}
+
+/// Default largest API request body: 1 MB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default cap on keys in one flow's storage.
+pub const DEFAULT_STORAGE_MAX_KEYS: u64 = 100_000;
+/// Default cap on one flow's storage size (keys plus JSON values): 64 MiB.
+pub const DEFAULT_STORAGE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            storage: StorageCaps {
+                max_keys: DEFAULT_STORAGE_MAX_KEYS,
+                max_bytes: DEFAULT_STORAGE_MAX_BYTES,
+            },
+        }
+    }
+}
+
+/// Shared state of the router.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub limits: Limits,
+}

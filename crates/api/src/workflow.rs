@@ -1,0 +1,83 @@
+//! What every resource that saves a workflow graph (a flow's develop version, a named version,
+//! an import) does before saving: fill in server-generated trigger keys and check the graph.
+
+use crate::documents::check_globals;
+use crate::error::{ApiError, ApiResult};
+use flowd_model::graph::validate_graph;
+use rand::Rng;
+use serde_json::{json, Map, Value};
+
+/// Trigger types whose `key` the server makes up when the author leaves it out.
+const GENERATED_KEY_TYPES: &[&str] = &["virtualButton", "timer", "flowError", "onBoot", "request"];
+
+fn short_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-";
+    let mut rng = rand::rng();
+    (0..9).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+fn hex32() -> String {
+    let bytes: [u8; 16] = rand::random();
+    hex::encode(bytes)
+}
+
+/// Makes sure `triggers`, `nodes` and `globals` exist, gives keyless triggers a key
+/// (virtual buttons `<flowId>-<shortid>`, others 32 hex, as Losant does), and checks the graph
+/// and globals. Keys already present are kept, so Workflow Trigger nodes pointing at them keep
+/// working across saves.
+pub fn prepare_graph(doc: &mut Map<String, Value>, flow_id: &str) -> ApiResult<()> {
+    for field in ["triggers", "nodes", "globals"] {
+        doc.entry(field).or_insert(json!([]));
+    }
+    if let Some(triggers) = doc.get_mut("triggers").and_then(Value::as_array_mut) {
+        for trigger in triggers.iter_mut().filter_map(Value::as_object_mut) {
+            let type_name = trigger.get("type").and_then(Value::as_str).unwrap_or("");
+            if trigger.contains_key("key") || !GENERATED_KEY_TYPES.contains(&type_name) {
+                continue;
+            }
+            let key = if type_name == "virtualButton" {
+                format!("{flow_id}-{}", short_id())
+            } else {
+                hex32()
+            };
+            trigger.insert("key".into(), json!(key));
+        }
+    }
+    let empty = Vec::new();
+    let triggers = doc.get("triggers").and_then(Value::as_array).unwrap_or(&empty);
+    let nodes = doc.get("nodes").and_then(Value::as_array).unwrap_or(&empty);
+    validate_graph(triggers, nodes).map_err(|e| ApiError::Validation(e.0))?;
+    check_globals(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_generated_only_when_missing() {
+        let mut doc = json!({"triggers": [
+            {"type": "virtualButton"}, {"type": "virtualButton", "key": "mine"}, {"type": "timer"},
+            {"type": "webhook"}
+        ]})
+        .as_object()
+        .cloned()
+        .unwrap();
+        prepare_graph(&mut doc, "aaaaaaaaaaaaaaaaaaaaaaaa").unwrap();
+        let t = doc["triggers"].as_array().unwrap();
+        assert!(t[0]["key"].as_str().unwrap().starts_with("aaaaaaaaaaaaaaaaaaaaaaaa-"));
+        assert_eq!(t[1]["key"], "mine");
+        assert_eq!(t[2]["key"].as_str().unwrap().len(), 32);
+        assert!(t[3].get("key").is_none());
+        assert_eq!(doc["nodes"], json!([]));
+    }
+
+    #[test]
+    fn bad_graphs_are_refused() {
+        let mut doc = json!({"nodes": [{"id": "a", "type": "DebugNode", "outputIds": [["a"]]}]})
+            .as_object()
+            .cloned()
+            .unwrap();
+        assert!(matches!(prepare_graph(&mut doc, "f"), Err(ApiError::Validation(_))));
+    }
+}

@@ -1,0 +1,111 @@
+//! Settings of `flowd serve`, layered: flags, then `FLOWD_*` variables (both through clap), then
+//! the TOML file, then defaults.
+
+use crate::ServeArgs;
+use flowd_api::Limits;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "./flowd-data";
+
+/// The TOML file. Every key is optional; unknown keys are an error so typos do not pass silently.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileSettings {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub log_format: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub storage_max_keys: Option<u64>,
+    pub storage_max_bytes: Option<u64>,
+}
+
+/// The resolved settings.
+#[derive(Debug)]
+pub struct Settings {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub log_format: String,
+    pub limits: Limits,
+    /// `FLOWD_OWNER_TOKEN`: the owner token's value, when automation chooses it.
+    pub owner_token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("the config file {0} is not valid: {1}")]
+    Parse(PathBuf, toml::de::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    pub fn resolve(args: ServeArgs) -> Result<Settings, ConfigError> {
+        let file = match &args.config {
+            None => FileSettings::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.clone(), e))?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse(path.clone(), e))?
+            }
+        };
+        let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| "pretty".into());
+        if log_format != "pretty" && log_format != "json" {
+            return Err(ConfigError::Invalid(format!(
+                "log-format must be pretty or json, not {log_format}"
+            )));
+        }
+        let defaults = Limits::default();
+        let owner_token = std::env::var("FLOWD_OWNER_TOKEN").ok().filter(|t| !t.is_empty());
+        if owner_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError::Invalid(
+                "FLOWD_OWNER_TOKEN must be at least 16 characters".into(),
+            ));
+        }
+        Ok(Settings {
+            listen: args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()),
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            log_format,
+            limits: Limits {
+                max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+                storage: flowd_store::StorageCaps {
+                    max_keys: file.storage_max_keys.unwrap_or(defaults.storage.max_keys),
+                    max_bytes: file.storage_max_bytes.unwrap_or(defaults.storage.max_bytes),
+                },
+            },
+            owner_token,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_defaults_fill_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flowd.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9\"\ndata-dir = \"/tmp/x\"\nstorage-max-keys = 7\n").unwrap();
+        let args = ServeArgs { listen: Some("127.0.0.1:1".into()), config: Some(path), ..Default::default() };
+        let settings = Settings::resolve(args).unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:1");
+        assert_eq!(settings.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(settings.limits.storage.max_keys, 7);
+        assert_eq!(settings.limits.max_body_bytes, flowd_api::state::DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(settings.log_format, "pretty");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flowd.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let args = ServeArgs { config: Some(path), ..Default::default() };
+        assert!(matches!(Settings::resolve(args), Err(ConfigError::Parse(..))));
+    }
+}

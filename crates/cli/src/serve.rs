@@ -1,0 +1,108 @@
+//! `flowd serve`: open the store, make sure an owner token exists, serve until SIGINT/SIGTERM,
+//! let in-flight requests finish, then close the store.
+
+use crate::config::Settings;
+use flowd_api::bootstrap::{ensure_owner_token, OwnerToken};
+use flowd_api::AppState;
+use flowd_store::sqlite::SqliteStore;
+use flowd_store::Store;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+pub fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOWD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Writes a secret readable by the owner only (mode 0600 from creation, never wider).
+fn write_secret(path: &Path, value: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(value.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops flowd");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .map_err(|e| format!("cannot create the data dir {}: {e}", settings.data_dir.display()))?;
+    let store = SqliteStore::open(&settings.data_dir).await?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    // Compile the schemas before the first request rather than during it.
+    tokio::task::spawn_blocking(|| {
+        for name in flowd_model::schema::SchemaName::ALL {
+            let _ = flowd_model::schema::validate(*name, &serde_json::Value::Null);
+        }
+    })
+    .await?;
+
+    let token_file = settings.data_dir.join("owner-token");
+    match ensure_owner_token(store.as_ref(), settings.owner_token.as_deref()).await? {
+        OwnerToken::Created(value) => {
+            write_secret(&token_file, &value)?;
+            println!("flowd: created the owner token (scope all.User); it is shown only this once:");
+            println!("{value}");
+            println!("flowd: it is also in {}", token_file.display());
+        }
+        OwnerToken::Supplied => {
+            write_secret(&token_file, settings.owner_token.as_deref().unwrap_or_default())?;
+            tracing::info!("owner token taken from FLOWD_OWNER_TOKEN");
+        }
+        OwnerToken::Existing => tracing::info!(file = %token_file.display(), "using the existing owner token"),
+    }
+
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    let address = listener.local_addr()?;
+    // Scripts and tests that ask for port 0 read the real address here.
+    std::fs::write(settings.data_dir.join("listen-addr"), address.to_string())?;
+    tracing::info!(%address, data_dir = %settings.data_dir.display(), "listening on {address}");
+
+    let state = AppState { store: store.clone(), limits: settings.limits };
+    let app = flowd_api::app(state).layer(tower_http::trace::TraceLayer::new_for_http());
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+
+    store.close().await?;
+    tracing::info!("store closed; bye");
+    Ok(())
+}

@@ -1,0 +1,1653 @@
+//! Behaviour of the [`Store`] trait, checked through `dyn Store` only.
+//!
+//! Every check is an `async fn` taking `&dyn Store` (or, for the few that need more, an
+//! `Arc<dyn Store>` or an opener), so another backend can run the same suite: add a module like
+//! `sqlite` at the bottom that opens its own store and calls the same functions.
+
+use flowd_model::{id::new_id, time::now_iso};
+use flowd_store::sqlite::SqliteStore;
+use flowd_store::{
+    Column, ListQuery, Page, SortDirection, StorageCaps, StorageMetadata, Store, StoreError,
+    TokenRecord,
+};
+use serde_json::{json, Map, Value};
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+// ---------------------------------------------------------------------------------------------
+// Documents and queries
+// ---------------------------------------------------------------------------------------------
+
+const BIG: StorageCaps = StorageCaps {
+    max_keys: 10_000,
+    max_bytes: 10_000_000,
+};
+
+/// An id with a chosen order (ids are 24 hex characters).
+fn fixed_id(n: u32) -> String {
+    format!("{n:024x}")
+}
+
+/// `2020-01-<day>T00:00:00.000Z`.
+fn date(day: u32) -> String {
+    format!("2020-01-{day:02}T00:00:00.000Z")
+}
+
+fn application(name: &str) -> Value {
+    let now = now_iso();
+    json!({
+        "id": new_id(),
+        "name": name,
+        "description": "",
+        "creationDate": now,
+        "lastUpdated": now,
+        "ownerId": "000000000000000000000001",
+        "ownerType": "user",
+    })
+}
+
+fn flow(application_id: &str, name: &str, flow_class: &str) -> Value {
+    let now = now_iso();
+    json!({
+        "id": new_id(),
+        "applicationId": application_id,
+        "name": name,
+        "flowClass": flow_class,
+        "enabled": true,
+        "triggers": [],
+        "nodes": [],
+        "globals": [],
+        "creationDate": now,
+        "lastUpdated": now,
+    })
+}
+
+fn version(flow: &Value, name: &str) -> Value {
+    let now = now_iso();
+    json!({
+        "id": new_id(),
+        "applicationId": flow["applicationId"],
+        "flowId": flow["id"],
+        "version": name,
+        "notes": format!("notes of {name}"),
+        "enabled": true,
+        "triggers": [],
+        "nodes": [],
+        "globals": [],
+        "creationDate": now,
+        "lastUpdated": now,
+    })
+}
+
+/// A token as Losant shapes its `apiToken` document: the owner is `ownerId`/`ownerType`; there
+/// is no `applicationId` field, so the store must take the application from the record.
+fn token(application_id: Option<&str>, name: &str, hash: &str) -> TokenRecord {
+    let id = new_id();
+    let now = now_iso();
+    let (owner_id, owner_type) = match application_id {
+        Some(app) => (app.to_owned(), "application"),
+        None => ("000000000000000000000001".to_owned(), "user"),
+    };
+    TokenRecord {
+        id: id.clone(),
+        application_id: application_id.map(str::to_owned),
+        token_hash: hash.to_owned(),
+        doc: json!({
+            "id": id,
+            "apiTokenId": id,
+            "ownerId": owner_id,
+            "ownerType": owner_type,
+            "name": name,
+            "scope": ["all.Application"],
+            "status": "active",
+            "expirationDate": null,
+            "creationDate": now,
+            "lastUpdated": now,
+        }),
+    }
+}
+
+fn query(sort: Column, direction: SortDirection) -> ListQuery {
+    ListQuery {
+        sort,
+        direction,
+        page: 0,
+        per_page: 1000,
+        filter: None,
+        flow_class: None,
+    }
+}
+
+fn all() -> ListQuery {
+    query(Column::Name, SortDirection::Asc)
+}
+
+fn filtered(column: Column, glob: &str) -> ListQuery {
+    ListQuery {
+        filter: Some((column, glob.to_owned())),
+        ..all()
+    }
+}
+
+fn field(page: &Page, name: &str) -> Vec<String> {
+    page.items
+        .iter()
+        .map(|doc| doc[name].as_str().expect("string field").to_owned())
+        .collect()
+}
+
+fn names(page: &Page) -> Vec<String> {
+    field(page, "name")
+}
+
+fn ids(page: &Page) -> Vec<String> {
+    field(page, "id")
+}
+
+fn id(doc: &Value) -> &str {
+    doc["id"].as_str().expect("document id")
+}
+
+fn sorted(mut values: Vec<String>) -> Vec<String> {
+    values.sort();
+    values
+}
+
+async fn set(store: &dyn Store, flow_id: &str, key: &str, value: &Value, caps: StorageCaps) {
+    store
+        .storage_set(flow_id, key, &value.to_string(), caps)
+        .await
+        .unwrap_or_else(|e| panic!("storage_set {key}: {e}"));
+}
+
+/// An application with one flow, for tests that need somewhere to put things.
+async fn app_with_flow(store: &dyn Store) -> (Value, Value) {
+    let app = application("Fixture");
+    store.insert_application(&app).await.unwrap();
+    let flow = flow(id(&app), "Fixture flow", "cloud");
+    store.insert_flow(&flow).await.unwrap();
+    (app, flow)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Applications
+// ---------------------------------------------------------------------------------------------
+
+async fn applications_crud(store: &dyn Store) {
+    let app = application("My App");
+    store.insert_application(&app).await.unwrap();
+    assert_eq!(
+        store.get_application(id(&app)).await.unwrap(),
+        Some(app.clone())
+    );
+    assert_eq!(store.get_application(&new_id()).await.unwrap(), None);
+
+    // The same id twice is a uniqueness violation.
+    let err = store.insert_application(&app).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+
+    let mut changed = app.clone();
+    changed["name"] = json!("Renamed");
+    changed["description"] = json!("now with a description");
+    changed["lastUpdated"] = json!(now_iso());
+    assert!(store.update_application(&changed).await.unwrap());
+    assert_eq!(
+        store.get_application(id(&app)).await.unwrap(),
+        Some(changed.clone())
+    );
+    // The copied name column follows the document.
+    assert_eq!(
+        names(
+            &store
+                .list_applications(&filtered(Column::Name, "renamed"))
+                .await
+                .unwrap()
+        ),
+        ["Renamed"]
+    );
+    assert_eq!(
+        store
+            .list_applications(&filtered(Column::Name, "My App"))
+            .await
+            .unwrap()
+            .total_count,
+        0
+    );
+
+    let missing = application("Ghost");
+    assert!(!store.update_application(&missing).await.unwrap());
+    assert_eq!(store.get_application(id(&missing)).await.unwrap(), None);
+
+    let other = application("Other");
+    store.insert_application(&other).await.unwrap();
+    let page = store.list_applications(&all()).await.unwrap();
+    assert_eq!(page.total_count, 2);
+    assert_eq!(page.items, vec![other.clone(), changed.clone()]);
+
+    assert!(store.delete_application(id(&app)).await.unwrap());
+    assert_eq!(store.get_application(id(&app)).await.unwrap(), None);
+    assert!(!store.delete_application(id(&app)).await.unwrap());
+    assert_eq!(
+        store.get_application(id(&other)).await.unwrap(),
+        Some(other.clone())
+    );
+    assert_eq!(
+        store.list_applications(&all()).await.unwrap().total_count,
+        1
+    );
+}
+
+async fn applications_sorting(store: &dyn Store) {
+    // Four applications whose order differs for every column.
+    //              id  name       created  updated
+    let rows = [
+        (1, "Charlie", 3, 2),
+        (2, "alpha", 4, 1),
+        (3, "delta", 1, 4),
+        (4, "Bravo", 2, 3),
+    ];
+    for (n, name, created, updated) in rows {
+        let mut app = application(name);
+        app["id"] = json!(fixed_id(n));
+        app["creationDate"] = json!(date(created));
+        app["lastUpdated"] = json!(date(updated));
+        store.insert_application(&app).await.unwrap();
+    }
+    let expected: [(Column, [&str; 4]); 4] = [
+        (Column::Id, ["Charlie", "alpha", "delta", "Bravo"]),
+        // Names sort case-insensitively.
+        (Column::Name, ["alpha", "Bravo", "Charlie", "delta"]),
+        (Column::CreationDate, ["delta", "Bravo", "Charlie", "alpha"]),
+        (Column::LastUpdated, ["alpha", "Charlie", "Bravo", "delta"]),
+    ];
+    for (column, ascending) in expected {
+        let page = store
+            .list_applications(&query(column, SortDirection::Asc))
+            .await
+            .unwrap();
+        assert_eq!(names(&page), ascending, "{column:?} asc");
+        assert_eq!(page.total_count, 4);
+        let page = store
+            .list_applications(&query(column, SortDirection::Desc))
+            .await
+            .unwrap();
+        let mut descending = ascending.to_vec();
+        descending.reverse();
+        assert_eq!(names(&page), descending, "{column:?} desc");
+    }
+
+    // Equal sort keys fall back to the id, in the same direction, so pages are stable.
+    for n in [12, 10, 11] {
+        let mut app = application("same");
+        app["id"] = json!(fixed_id(n));
+        store.insert_application(&app).await.unwrap();
+    }
+    let same = ListQuery {
+        filter: Some((Column::Name, "same".into())),
+        ..query(Column::Name, SortDirection::Asc)
+    };
+    let page = store.list_applications(&same).await.unwrap();
+    assert_eq!(ids(&page), [fixed_id(10), fixed_id(11), fixed_id(12)]);
+    let page = store
+        .list_applications(&ListQuery {
+            direction: SortDirection::Desc,
+            ..same
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&page), [fixed_id(12), fixed_id(11), fixed_id(10)]);
+}
+
+async fn applications_paging(store: &dyn Store) {
+    for i in 0..7 {
+        store
+            .insert_application(&application(&format!("app-{i}")))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    for (page_number, expected) in [(0, 3), (1, 3), (2, 1), (3, 0), (100, 0)] {
+        let page = store
+            .list_applications(&ListQuery {
+                page: page_number,
+                per_page: 3,
+                ..all()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.total_count, 7, "page {page_number}");
+        assert_eq!(page.items.len(), expected, "page {page_number}");
+        seen.extend(names(&page));
+    }
+    let every: Vec<String> = (0..7).map(|i| format!("app-{i}")).collect();
+    assert_eq!(seen, every);
+
+    // The count is of the filtered collection, not of the page or of everything.
+    let page = store
+        .list_applications(&ListQuery {
+            page: 0,
+            per_page: 1,
+            filter: Some((Column::Name, "app-[0-3]*".into())),
+            ..all()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        page.total_count, 0,
+        "brackets are literal, not a character class"
+    );
+    let page = store
+        .list_applications(&ListQuery {
+            page: 1,
+            per_page: 2,
+            filter: Some((Column::Name, "*-[3456]".into())),
+            ..all()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.total_count, 0);
+    let page = store
+        .list_applications(&ListQuery {
+            page: 1,
+            per_page: 2,
+            sort: Column::Name,
+            direction: SortDirection::Desc,
+            filter: Some((Column::Name, "APP-*".into())),
+            flow_class: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.total_count, 7);
+    assert_eq!(names(&page), ["app-4", "app-3"]);
+}
+
+async fn applications_filters(store: &dyn Store) {
+    let all_names = [
+        "Alpha Flow",
+        "alpha-beta",
+        "100% done",
+        "100x done",
+        "a_b",
+        "axb",
+        "beta",
+        r"c:\dir",
+        r"c:xdir",
+    ];
+    let mut by_name = Map::new();
+    for name in all_names {
+        let app = application(name);
+        by_name.insert(name.to_owned(), json!(id(&app)));
+        store.insert_application(&app).await.unwrap();
+    }
+    let cases: &[(&str, &[&str])] = &[
+        ("*", &all_names),
+        // `*` is any run of characters, including none; matching ignores ASCII case.
+        ("alpha*", &["Alpha Flow", "alpha-beta"]),
+        ("ALPHA*", &["Alpha Flow", "alpha-beta"]),
+        ("*BETA", &["alpha-beta", "beta"]),
+        ("*ph*", &["Alpha Flow", "alpha-beta"]),
+        ("a*b", &["a_b", "axb"]),
+        ("a*a", &["alpha-beta"]),
+        // Without `*` the whole name must match.
+        ("alpha", &[]),
+        ("alpha flow", &["Alpha Flow"]),
+        ("beta", &["beta"]),
+        // SQL wildcards and the escape character are literal.
+        ("100%*", &["100% done"]),
+        ("100% done", &["100% done"]),
+        ("%", &[]),
+        ("a_b", &["a_b"]),
+        ("_", &[]),
+        ("___", &[]),
+        (r"c:\*", &[r"c:\dir"]),
+        (r"c:\dir", &[r"c:\dir"]),
+        ("", &[]),
+    ];
+    for (glob, expected) in cases {
+        let page = store
+            .list_applications(&filtered(Column::Name, glob))
+            .await
+            .unwrap();
+        let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        expected.sort_by_key(|s| s.to_lowercase());
+        assert_eq!(names(&page), expected, "filter {glob:?}");
+        assert_eq!(page.total_count, expected.len() as u64, "filter {glob:?}");
+    }
+
+    // Other columns filter too.
+    let beta_id = by_name["beta"].as_str().unwrap();
+    let page = store
+        .list_applications(&filtered(Column::Id, &beta_id.to_uppercase()))
+        .await
+        .unwrap();
+    assert_eq!(names(&page), ["beta"]);
+    let page = store
+        .list_applications(&filtered(Column::CreationDate, "20*Z"))
+        .await
+        .unwrap();
+    assert_eq!(page.total_count, all_names.len() as u64);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cascades
+// ---------------------------------------------------------------------------------------------
+
+async fn deleting_an_application_cascades(store: &dyn Store) {
+    struct Fixture {
+        app: Value,
+        flow: Value,
+        version: Value,
+        token: TokenRecord,
+    }
+    let mut fixtures = Vec::new();
+    for n in 0..2 {
+        let app = application(&format!("app {n}"));
+        store.insert_application(&app).await.unwrap();
+        let flow = flow(id(&app), "flow", "cloud");
+        store.insert_flow(&flow).await.unwrap();
+        let version = version(&flow, "v1");
+        store.insert_version(&version, false).await.unwrap();
+        set(store, id(&flow), "counter", &json!(n), BIG).await;
+        let token = token(Some(id(&app)), "token", &format!("hash-{n}"));
+        store.insert_token(&token).await.unwrap();
+        fixtures.push(Fixture {
+            app,
+            flow,
+            version,
+            token,
+        });
+    }
+    let user_token = token(None, "owner", "owner-hash");
+    store.insert_token(&user_token).await.unwrap();
+
+    let gone = &fixtures[0];
+    assert!(store.delete_application(id(&gone.app)).await.unwrap());
+    let (app_id, flow_id) = (id(&gone.app), id(&gone.flow));
+    assert_eq!(store.get_application(app_id).await.unwrap(), None);
+    assert_eq!(store.get_flow(app_id, flow_id).await.unwrap(), None);
+    assert_eq!(
+        store.list_flows(app_id, &all()).await.unwrap().total_count,
+        0
+    );
+    assert_eq!(
+        store.get_version(flow_id, id(&gone.version)).await.unwrap(),
+        None
+    );
+    assert_eq!(store.get_version(flow_id, "v1").await.unwrap(), None);
+    assert!(store.all_versions(flow_id).await.unwrap().is_empty());
+    assert!(store.storage_entries(flow_id).await.unwrap().is_empty());
+    assert_eq!(
+        store.storage_metadata(flow_id).await.unwrap(),
+        StorageMetadata::default()
+    );
+    assert!(store.token_by_hash("hash-0").await.unwrap().is_none());
+    assert!(store
+        .get_token(app_id, &gone.token.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store.list_tokens(app_id, &all()).await.unwrap().total_count,
+        0
+    );
+
+    // The other application and the user token are untouched.
+    let kept = &fixtures[1];
+    let (app_id, flow_id) = (id(&kept.app), id(&kept.flow));
+    assert_eq!(
+        store.get_application(app_id).await.unwrap(),
+        Some(kept.app.clone())
+    );
+    assert_eq!(
+        store.get_flow(app_id, flow_id).await.unwrap(),
+        Some(kept.flow.clone())
+    );
+    assert_eq!(
+        store.get_version(flow_id, "v1").await.unwrap(),
+        Some(kept.version.clone())
+    );
+    assert_eq!(
+        store.storage_entries(flow_id).await.unwrap()["counter"],
+        json!(1)
+    );
+    let found = store
+        .token_by_hash("hash-1")
+        .await
+        .unwrap()
+        .expect("kept token");
+    assert_eq!(found.id, kept.token.id);
+    let users = store.user_tokens().await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].id, user_token.id);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+// ---------------------------------------------------------------------------------------------
+
+fn assert_same_token(found: &TokenRecord, expected: &TokenRecord) {
+    assert_eq!(found.id, expected.id);
+    assert_eq!(found.application_id, expected.application_id);
+    assert_eq!(found.token_hash, expected.token_hash);
+    assert_eq!(found.doc, expected.doc);
+}
+
+async fn tokens(store: &dyn Store) {
+    let app = application("Tokens");
+    let other_app = application("Elsewhere");
+    store.insert_application(&app).await.unwrap();
+    store.insert_application(&other_app).await.unwrap();
+    let (app_id, other_id) = (id(&app).to_owned(), id(&other_app).to_owned());
+
+    let first = token(Some(&app_id), "first", "aaaa");
+    store.insert_token(&first).await.unwrap();
+    let found = store.token_by_hash("aaaa").await.unwrap().expect("by hash");
+    assert_same_token(&found, &first);
+    assert!(store.token_by_hash("AAAA").await.unwrap().is_none());
+    assert!(store.token_by_hash("bbbb").await.unwrap().is_none());
+
+    // get_token is scoped by application.
+    let found = store
+        .get_token(&app_id, &first.id)
+        .await
+        .unwrap()
+        .expect("get");
+    assert_same_token(&found, &first);
+    assert!(store
+        .get_token(&other_id, &first.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.get_token(&app_id, &new_id()).await.unwrap().is_none());
+
+    // A reused hash is a conflict, whoever the token belongs to; nothing is stored.
+    for dup in [
+        token(Some(&app_id), "dup", "aaaa"),
+        token(Some(&other_id), "dup", "aaaa"),
+        token(None, "dup", "aaaa"),
+    ] {
+        let err = store.insert_token(&dup).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        assert!(store.get_token(&app_id, &dup.id).await.unwrap().is_none());
+        assert!(store.get_token(&other_id, &dup.id).await.unwrap().is_none());
+    }
+    assert!(store.user_tokens().await.unwrap().is_empty());
+
+    // Update replaces the document and keeps the hash and the application.
+    let mut updated = first.clone();
+    updated.doc["name"] = json!("renamed");
+    updated.doc["status"] = json!("inactive");
+    updated.doc["expirationDate"] = json!(date(20));
+    assert!(store.update_token(&updated).await.unwrap());
+    let found = store
+        .get_token(&app_id, &first.id)
+        .await
+        .unwrap()
+        .expect("get");
+    assert_same_token(&found, &updated);
+    assert_same_token(
+        &store.token_by_hash("aaaa").await.unwrap().expect("by hash"),
+        &updated,
+    );
+    assert!(!store
+        .update_token(&token(Some(&app_id), "missing", "cccc"))
+        .await
+        .unwrap());
+    assert!(store.token_by_hash("cccc").await.unwrap().is_none());
+
+    // Listing: only the application's own tokens, sorted and filtered by their columns.
+    //           name     status      expiration
+    let rows = [
+        ("bravo", "active", Some(date(5))),
+        ("Alpha", "active", None),
+        ("charlie", "inactive", Some(date(3))),
+    ];
+    for (n, (name, status, expiration)) in rows.into_iter().enumerate() {
+        let mut t = token(Some(&app_id), name, &format!("hash-{n}"));
+        t.doc["status"] = json!(status);
+        t.doc["expirationDate"] = json!(expiration);
+        store.insert_token(&t).await.unwrap();
+    }
+    store
+        .insert_token(&token(Some(&other_id), "other app's", "hash-other"))
+        .await
+        .unwrap();
+    let user = token(None, "owner", "hash-owner");
+    store.insert_token(&user).await.unwrap();
+
+    let page = store.list_tokens(&app_id, &all()).await.unwrap();
+    assert_eq!(page.total_count, 4);
+    assert_eq!(names(&page), ["Alpha", "bravo", "charlie", "renamed"]);
+    let page = store
+        .list_tokens(&app_id, &query(Column::Name, SortDirection::Desc))
+        .await
+        .unwrap();
+    assert_eq!(names(&page), ["renamed", "charlie", "bravo", "Alpha"]);
+    let page = store
+        .list_tokens(&app_id, &filtered(Column::Status, "INACTIVE"))
+        .await
+        .unwrap();
+    assert_eq!(names(&page), ["charlie", "renamed"]);
+    assert_eq!(page.total_count, 2);
+    // Tokens without an expiration sort first ascending (as in Losant's MongoDB), last descending.
+    let page = store
+        .list_tokens(&app_id, &query(Column::ExpirationDate, SortDirection::Asc))
+        .await
+        .unwrap();
+    assert_eq!(names(&page), ["Alpha", "charlie", "bravo", "renamed"]);
+    let page = store
+        .list_tokens(&app_id, &query(Column::ExpirationDate, SortDirection::Desc))
+        .await
+        .unwrap();
+    assert_eq!(names(&page), ["renamed", "bravo", "charlie", "Alpha"]);
+    let page = store
+        .list_tokens(
+            &app_id,
+            &ListQuery {
+                page: 1,
+                per_page: 3,
+                ..query(Column::Status, SortDirection::Asc)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total_count, 4);
+    assert_eq!(page.items.len(), 1);
+    let page = store.list_tokens(&other_id, &all()).await.unwrap();
+    assert_eq!(names(&page), ["other app's"]);
+
+    // User-level tokens: no application.
+    let users = store.user_tokens().await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_same_token(&users[0], &user);
+    assert_same_token(
+        &store
+            .token_by_hash("hash-owner")
+            .await
+            .unwrap()
+            .expect("owner"),
+        &user,
+    );
+    assert!(store.get_token(&app_id, &user.id).await.unwrap().is_none());
+    // delete_user_token leaves application tokens alone, and delete_token user tokens.
+    assert!(!store.delete_user_token(&first.id).await.unwrap());
+    assert!(store.get_token(&app_id, &first.id).await.unwrap().is_some());
+    assert!(!store.delete_token(&app_id, &user.id).await.unwrap());
+    assert!(store.delete_user_token(&user.id).await.unwrap());
+    assert!(!store.delete_user_token(&user.id).await.unwrap());
+    assert!(store.user_tokens().await.unwrap().is_empty());
+    assert!(store.token_by_hash("hash-owner").await.unwrap().is_none());
+
+    // delete_token is scoped by application.
+    assert!(!store.delete_token(&other_id, &first.id).await.unwrap());
+    assert!(store.delete_token(&app_id, &first.id).await.unwrap());
+    assert!(!store.delete_token(&app_id, &first.id).await.unwrap());
+    assert!(store.get_token(&app_id, &first.id).await.unwrap().is_none());
+    assert!(store.token_by_hash("aaaa").await.unwrap().is_none());
+    assert_eq!(
+        store
+            .list_tokens(&app_id, &all())
+            .await
+            .unwrap()
+            .total_count,
+        3
+    );
+
+    // A deleted token's hash may be used again.
+    store
+        .insert_token(&token(Some(&app_id), "again", "aaaa"))
+        .await
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flows
+// ---------------------------------------------------------------------------------------------
+
+async fn flows(store: &dyn Store) {
+    let app = application("Flows");
+    let other_app = application("Other");
+    store.insert_application(&app).await.unwrap();
+    store.insert_application(&other_app).await.unwrap();
+    let (app_id, other_id) = (id(&app), id(&other_app));
+
+    let cloud_b = flow(app_id, "Bravo", "cloud");
+    let cloud_a = flow(app_id, "alpha", "cloud");
+    let edge = flow(app_id, "Edge thing", "edge");
+    let elsewhere = flow(other_id, "Elsewhere", "cloud");
+    for f in [&cloud_b, &cloud_a, &edge, &elsewhere] {
+        store.insert_flow(f).await.unwrap();
+    }
+    let err = store.insert_flow(&cloud_a).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+
+    // get is scoped by application.
+    assert_eq!(
+        store.get_flow(app_id, id(&cloud_a)).await.unwrap(),
+        Some(cloud_a.clone())
+    );
+    assert_eq!(store.get_flow(other_id, id(&cloud_a)).await.unwrap(), None);
+    assert_eq!(
+        store.get_flow(other_id, id(&elsewhere)).await.unwrap(),
+        Some(elsewhere.clone())
+    );
+    assert_eq!(store.get_flow(app_id, id(&elsewhere)).await.unwrap(), None);
+    assert_eq!(store.get_flow(app_id, &new_id()).await.unwrap(), None);
+
+    let page = store.list_flows(app_id, &all()).await.unwrap();
+    assert_eq!(page.total_count, 3);
+    assert_eq!(names(&page), ["alpha", "Bravo", "Edge thing"]);
+    let by_class = |class: &str| ListQuery {
+        flow_class: Some(class.to_owned()),
+        ..all()
+    };
+    let page = store.list_flows(app_id, &by_class("cloud")).await.unwrap();
+    assert_eq!(names(&page), ["alpha", "Bravo"]);
+    assert_eq!(page.total_count, 2);
+    let page = store.list_flows(app_id, &by_class("edge")).await.unwrap();
+    assert_eq!(names(&page), ["Edge thing"]);
+    let page = store
+        .list_flows(app_id, &by_class("customNode"))
+        .await
+        .unwrap();
+    assert_eq!(page.total_count, 0);
+    assert!(page.items.is_empty());
+    // Class, filter, sort and paging together.
+    let page = store
+        .list_flows(
+            app_id,
+            &ListQuery {
+                sort: Column::Name,
+                direction: SortDirection::Desc,
+                page: 0,
+                per_page: 1,
+                filter: Some((Column::Name, "*A*".into())),
+                flow_class: Some("cloud".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total_count, 2);
+    assert_eq!(names(&page), ["Bravo"]);
+    let page = store.list_flows(other_id, &all()).await.unwrap();
+    assert_eq!(names(&page), ["Elsewhere"]);
+
+    // Update: the copied columns follow the document.
+    let mut moved = cloud_b.clone();
+    moved["name"] = json!("Zulu");
+    moved["flowClass"] = json!("edge");
+    moved["description"] = json!("now on the edge");
+    assert!(store.update_flow(&moved).await.unwrap());
+    assert_eq!(
+        store.get_flow(app_id, id(&moved)).await.unwrap(),
+        Some(moved.clone())
+    );
+    let page = store.list_flows(app_id, &by_class("edge")).await.unwrap();
+    assert_eq!(names(&page), ["Edge thing", "Zulu"]);
+    let page = store.list_flows(app_id, &by_class("cloud")).await.unwrap();
+    assert_eq!(names(&page), ["alpha"]);
+    assert!(!store
+        .update_flow(&flow(app_id, "missing", "cloud"))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.list_flows(app_id, &all()).await.unwrap().total_count,
+        3
+    );
+
+    // Delete is scoped by application and takes versions and storage with it.
+    let v1 = version(&cloud_a, "v1");
+    let v2 = version(&cloud_a, "v2");
+    store.insert_version(&v1, false).await.unwrap();
+    store.insert_version(&v2, false).await.unwrap();
+    set(store, id(&cloud_a), "k", &json!("v"), BIG).await;
+    let kept_version = version(&edge, "v1");
+    store.insert_version(&kept_version, false).await.unwrap();
+    set(store, id(&edge), "k", &json!("kept"), BIG).await;
+
+    assert!(!store.delete_flow(other_id, id(&cloud_a)).await.unwrap());
+    assert_eq!(store.all_versions(id(&cloud_a)).await.unwrap().len(), 2);
+    assert!(store.delete_flow(app_id, id(&cloud_a)).await.unwrap());
+    assert!(!store.delete_flow(app_id, id(&cloud_a)).await.unwrap());
+    assert_eq!(store.get_flow(app_id, id(&cloud_a)).await.unwrap(), None);
+    assert_eq!(
+        store.get_version(id(&cloud_a), id(&v1)).await.unwrap(),
+        None
+    );
+    assert_eq!(store.get_version(id(&cloud_a), "v2").await.unwrap(), None);
+    assert!(store.all_versions(id(&cloud_a)).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .list_versions(id(&cloud_a), &all())
+            .await
+            .unwrap()
+            .total_count,
+        0
+    );
+    assert!(store
+        .storage_entries(id(&cloud_a))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.storage_metadata(id(&cloud_a)).await.unwrap(),
+        StorageMetadata::default()
+    );
+    // The other flows keep theirs.
+    assert_eq!(
+        store.get_version(id(&edge), "v1").await.unwrap(),
+        Some(kept_version)
+    );
+    assert_eq!(
+        store.storage_entries(id(&edge)).await.unwrap()["k"],
+        json!("kept")
+    );
+    assert_eq!(
+        store.list_flows(app_id, &all()).await.unwrap().total_count,
+        2
+    );
+}
+
+async fn import_flows_is_all_or_nothing(store: &dyn Store) {
+    let app = application("Import");
+    store.insert_application(&app).await.unwrap();
+    let app_id = id(&app);
+    let existing = flow(app_id, "existing", "cloud");
+    store.insert_flow(&existing).await.unwrap();
+    let existing_version = version(&existing, "v1");
+    store
+        .insert_version(&existing_version, false)
+        .await
+        .unwrap();
+
+    let first = flow(app_id, "first", "cloud");
+    let second = flow(app_id, "second", "edge");
+    let good_versions = vec![
+        version(&first, "v1"),
+        version(&first, "v2"),
+        version(&second, "v1"),
+    ];
+
+    // Each bad batch breaks one rule with its last version.
+    let mut clashing_name = good_versions.clone();
+    clashing_name.push(version(&second, "v1"));
+    let mut clashing_id = good_versions.clone();
+    let mut reused = version(&second, "v9");
+    reused["id"] = existing_version["id"].clone();
+    clashing_id.push(reused);
+    let mut orphan = good_versions.clone();
+    orphan.push(version(&flow(app_id, "never stored", "cloud"), "v1"));
+    let bad_batches = [
+        (
+            "version name used twice",
+            vec![first.clone(), second.clone()],
+            clashing_name,
+        ),
+        (
+            "version id already taken",
+            vec![first.clone(), second.clone()],
+            clashing_id,
+        ),
+        (
+            "version of a flow not in the batch",
+            vec![first.clone(), second.clone()],
+            orphan,
+        ),
+        (
+            "flow id already taken",
+            vec![first.clone(), existing.clone(), second.clone()],
+            good_versions.clone(),
+        ),
+    ];
+    for (what, flows, versions) in bad_batches {
+        let result = store.import_flows(&flows, &versions).await;
+        assert!(result.is_err(), "{what}: {result:?}");
+        for f in [&first, &second] {
+            assert_eq!(store.get_flow(app_id, id(f)).await.unwrap(), None, "{what}");
+            assert!(
+                store.all_versions(id(f)).await.unwrap().is_empty(),
+                "{what}"
+            );
+        }
+        let page = store.list_flows(app_id, &all()).await.unwrap();
+        assert_eq!(names(&page), ["existing"], "{what}");
+        assert_eq!(
+            store
+                .get_version(id(&existing), id(&existing_version))
+                .await
+                .unwrap(),
+            Some(existing_version.clone()),
+            "{what}"
+        );
+    }
+
+    store
+        .import_flows(&[first.clone(), second.clone()], &good_versions)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_flow(app_id, id(&first)).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.get_flow(app_id, id(&second)).await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(store.all_versions(id(&first)).await.unwrap().len(), 2);
+    assert_eq!(
+        store.get_version(id(&second), "v1").await.unwrap(),
+        Some(good_versions[2].clone())
+    );
+    assert_eq!(
+        store.list_flows(app_id, &all()).await.unwrap().total_count,
+        3
+    );
+
+    // Flows alone, and an empty batch, are fine too.
+    let lone = flow(app_id, "lone", "cloud");
+    store
+        .import_flows(std::slice::from_ref(&lone), &[])
+        .await
+        .unwrap();
+    store.import_flows(&[], &[]).await.unwrap();
+    assert_eq!(store.get_flow(app_id, id(&lone)).await.unwrap(), Some(lone));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Versions
+// ---------------------------------------------------------------------------------------------
+
+async fn versions(store: &dyn Store) {
+    let (app, f) = app_with_flow(store).await;
+    let other_flow = flow(id(&app), "Other flow", "cloud");
+    store.insert_flow(&other_flow).await.unwrap();
+    let flow_id = id(&f);
+
+    let mut v1 = version(&f, "v1");
+    v1["creationDate"] = json!(date(2));
+    v1["lastUpdated"] = json!(date(1));
+    let mut v2 = version(&f, "V2-beta");
+    v2["creationDate"] = json!(date(1));
+    v2["lastUpdated"] = json!(date(3));
+    let mut v3 = version(&f, "v3");
+    v3["creationDate"] = json!(date(3));
+    v3["lastUpdated"] = json!(date(2));
+    for v in [&v1, &v2, &v3] {
+        store.insert_version(v, false).await.unwrap();
+    }
+    // The same name in another flow is no clash.
+    let elsewhere = version(&other_flow, "v1");
+    store.insert_version(&elsewhere, false).await.unwrap();
+
+    // By id and by name, within the flow only.
+    assert_eq!(
+        store.get_version(flow_id, id(&v1)).await.unwrap(),
+        Some(v1.clone())
+    );
+    assert_eq!(
+        store.get_version(flow_id, "v1").await.unwrap(),
+        Some(v1.clone())
+    );
+    assert_eq!(
+        store.get_version(flow_id, "V2-beta").await.unwrap(),
+        Some(v2.clone())
+    );
+    assert_eq!(
+        store.get_version(id(&other_flow), "v1").await.unwrap(),
+        Some(elsewhere.clone())
+    );
+    assert_eq!(
+        store.get_version(id(&other_flow), id(&v1)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_version(flow_id, id(&elsewhere)).await.unwrap(),
+        None
+    );
+    assert_eq!(store.get_version(flow_id, "v9").await.unwrap(), None);
+
+    // A name clash is a conflict and changes nothing…
+    let mut clash = version(&f, "v1");
+    clash["notes"] = json!("should not be stored");
+    let err = store.insert_version(&clash, false).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(
+        store.get_version(flow_id, "v1").await.unwrap(),
+        Some(v1.clone())
+    );
+    assert_eq!(store.get_version(flow_id, id(&clash)).await.unwrap(), None);
+    // …unless replacing, which overwrites the version (the caller keeps its id in the document).
+    let mut replacement = clash.clone();
+    replacement["id"] = v1["id"].clone();
+    replacement["creationDate"] = v1["creationDate"].clone();
+    replacement["notes"] = json!("replaced");
+    replacement["lastUpdated"] = json!(date(9));
+    store.insert_version(&replacement, true).await.unwrap();
+    assert_eq!(
+        store.get_version(flow_id, "v1").await.unwrap(),
+        Some(replacement.clone())
+    );
+    assert_eq!(
+        store.get_version(flow_id, id(&v1)).await.unwrap(),
+        Some(replacement.clone())
+    );
+    assert_eq!(store.all_versions(flow_id).await.unwrap().len(), 3);
+    // Replace with no clash is a plain insert.
+    let v4 = version(&f, "v4");
+    store.insert_version(&v4, true).await.unwrap();
+    assert_eq!(
+        store.get_version(flow_id, "v4").await.unwrap(),
+        Some(v4.clone())
+    );
+
+    // An id beats a version whose name happens to be that id.
+    let mut named_like_id = version(&f, id(&v3));
+    named_like_id["notes"] = json!("named like v3's id");
+    store.insert_version(&named_like_id, false).await.unwrap();
+    assert_eq!(
+        store.get_version(flow_id, id(&v3)).await.unwrap(),
+        Some(v3.clone())
+    );
+    assert!(store
+        .delete_version(flow_id, id(&named_like_id))
+        .await
+        .unwrap());
+
+    // Listing.
+    let page = store
+        .list_versions(flow_id, &query(Column::Version, SortDirection::Asc))
+        .await
+        .unwrap();
+    assert_eq!(field(&page, "version"), ["v1", "V2-beta", "v3", "v4"]);
+    assert_eq!(page.total_count, 4);
+    let page = store
+        .list_versions(flow_id, &query(Column::Name, SortDirection::Desc))
+        .await
+        .unwrap();
+    assert_eq!(field(&page, "version"), ["v4", "v3", "V2-beta", "v1"]);
+    let page = store
+        .list_versions(flow_id, &query(Column::CreationDate, SortDirection::Asc))
+        .await
+        .unwrap();
+    assert_eq!(field(&page, "version")[..3], ["V2-beta", "v1", "v3"]);
+    let page = store
+        .list_versions(flow_id, &query(Column::LastUpdated, SortDirection::Desc))
+        .await
+        .unwrap();
+    assert_eq!(field(&page, "version"), ["v4", "v1", "V2-beta", "v3"]);
+    let page = store
+        .list_versions(flow_id, &filtered(Column::Version, "v2*"))
+        .await
+        .unwrap();
+    assert_eq!(field(&page, "version"), ["V2-beta"]);
+    let page = store
+        .list_versions(
+            flow_id,
+            &ListQuery {
+                page: 1,
+                per_page: 2,
+                filter: Some((Column::Name, "V*".into())),
+                ..query(Column::Version, SortDirection::Asc)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.total_count, 4);
+    assert_eq!(field(&page, "version"), ["v3", "v4"]);
+    let page = store.list_versions(id(&other_flow), &all()).await.unwrap();
+    assert_eq!(page.items, vec![elsewhere.clone()]);
+
+    let every = store.all_versions(flow_id).await.unwrap();
+    assert_eq!(
+        sorted(every.iter().map(|v| id(v).to_owned()).collect()),
+        sorted(vec![
+            id(&v1).to_owned(),
+            id(&v2).to_owned(),
+            id(&v3).to_owned(),
+            id(&v4).to_owned()
+        ])
+    );
+    assert!(every.contains(&replacement));
+
+    // Update.
+    let mut edited = v3.clone();
+    edited["notes"] = json!("edited");
+    edited["version"] = json!("v3-final");
+    assert!(store.update_version(&edited).await.unwrap());
+    assert_eq!(
+        store.get_version(flow_id, "v3-final").await.unwrap(),
+        Some(edited.clone())
+    );
+    assert_eq!(store.get_version(flow_id, "v3").await.unwrap(), None);
+    assert!(!store.update_version(&version(&f, "missing")).await.unwrap());
+
+    // Delete, scoped by flow.
+    assert!(!store
+        .delete_version(id(&other_flow), id(&v2))
+        .await
+        .unwrap());
+    assert!(store.delete_version(flow_id, id(&v2)).await.unwrap());
+    assert!(!store.delete_version(flow_id, id(&v2)).await.unwrap());
+    assert_eq!(store.get_version(flow_id, id(&v2)).await.unwrap(), None);
+    assert_eq!(store.get_version(flow_id, "V2-beta").await.unwrap(), None);
+    assert_eq!(store.all_versions(flow_id).await.unwrap().len(), 3);
+    // Its name is free again.
+    store
+        .insert_version(&version(&f, "V2-beta"), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .list_versions(flow_id, &all())
+            .await
+            .unwrap()
+            .total_count,
+        4
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage
+// ---------------------------------------------------------------------------------------------
+
+fn memory_of(entries: &Map<String, Value>) -> u64 {
+    entries
+        .iter()
+        .map(|(k, v)| (k.len() + v.to_string().len()) as u64)
+        .sum()
+}
+
+async fn storage_round_trip_and_metadata(store: &dyn Store) {
+    let (_, f) = app_with_flow(store).await;
+    let (_, other) = app_with_flow(store).await;
+    let flow_id = id(&f);
+    assert!(store.storage_entries(flow_id).await.unwrap().is_empty());
+    assert_eq!(
+        store.storage_metadata(flow_id).await.unwrap(),
+        StorageMetadata::default()
+    );
+
+    let values = json!({
+        "null": null,
+        "true": true,
+        "false": false,
+        "zero": 0,
+        "int": 42,
+        "negative": -17,
+        "float": 1.5,
+        "tiny": 1e-7,
+        "big": 18_446_744_073_709_551_615u64,
+        "min": -9_223_372_036_854_775_808i64,
+        "string": "hello",
+        "empty string": "",
+        "tricky string": "quote \" backslash \\ newline \n tab \t nul \u{0} é 日本 🎉",
+        "array": [1, "two", null, [3.25], {"four": false}],
+        "empty array": [],
+        "object": {"nested": {"deeper": [true, {"x": "y"}]}, "n": -1.25},
+        "empty object": {},
+        "é": "accent key",
+        "日本": "cjk key",
+        "🎉": "🎉",
+        "": "empty key",
+        "spaces and.dots/slashes": 1,
+    });
+    let values = values.as_object().unwrap().clone();
+    for (key, value) in &values {
+        set(store, flow_id, key, value, BIG).await;
+    }
+    let entries = store.storage_entries(flow_id).await.unwrap();
+    assert_eq!(entries, values);
+    for (key, value) in &values {
+        // Each type comes back as the same type, not just an equal-looking value.
+        assert_eq!(entries[key].to_string(), value.to_string(), "{key}");
+    }
+
+    // Memory is UTF-8 bytes of key plus bytes of compact value JSON.
+    let metadata = store.storage_metadata(flow_id).await.unwrap();
+    assert_eq!(metadata.keys_count, values.len() as u64);
+    assert_eq!(metadata.memory_used, memory_of(&values));
+
+    // Spelled out for multibyte keys: "é" is 2 bytes, `"é"` is 4 bytes.
+    let other_id = id(&other);
+    set(store, other_id, "é", &json!("é"), BIG).await;
+    assert_eq!(
+        store.storage_metadata(other_id).await.unwrap(),
+        StorageMetadata {
+            memory_used: 2 + 4,
+            keys_count: 1
+        }
+    );
+    set(store, other_id, "日本", &json!(12), BIG).await;
+    assert_eq!(
+        store.storage_metadata(other_id).await.unwrap().memory_used,
+        6 + 6 + 2
+    );
+
+    // Overwriting replaces the value, and the metadata follows.
+    set(store, flow_id, "int", &json!("now a string"), BIG).await;
+    let mut expected = values.clone();
+    expected.insert("int".into(), json!("now a string"));
+    assert_eq!(store.storage_entries(flow_id).await.unwrap(), expected);
+    let metadata = store.storage_metadata(flow_id).await.unwrap();
+    assert_eq!(metadata.keys_count, expected.len() as u64);
+    assert_eq!(metadata.memory_used, memory_of(&expected));
+
+    // Delete one key.
+    assert!(store.storage_delete(flow_id, "é").await.unwrap());
+    assert!(!store.storage_delete(flow_id, "é").await.unwrap());
+    assert!(!store.storage_delete(flow_id, "never set").await.unwrap());
+    expected.remove("é");
+    assert_eq!(store.storage_entries(flow_id).await.unwrap(), expected);
+    let metadata = store.storage_metadata(flow_id).await.unwrap();
+    assert_eq!(metadata.keys_count, expected.len() as u64);
+    assert_eq!(metadata.memory_used, memory_of(&expected));
+    // Keys are per flow.
+    assert_eq!(
+        store.storage_entries(other_id).await.unwrap()["é"],
+        json!("é")
+    );
+
+    // Clear one flow.
+    store.storage_clear(flow_id).await.unwrap();
+    assert!(store.storage_entries(flow_id).await.unwrap().is_empty());
+    assert_eq!(
+        store.storage_metadata(flow_id).await.unwrap(),
+        StorageMetadata::default()
+    );
+    store.storage_clear(flow_id).await.unwrap();
+    assert_eq!(store.storage_entries(other_id).await.unwrap().len(), 2);
+}
+
+async fn storage_caps(store: &dyn Store) {
+    let (_, f) = app_with_flow(store).await;
+    let (_, other) = app_with_flow(store).await;
+    let flow_id = id(&f);
+    let limit = |e: StoreError| assert!(matches!(e, StoreError::LimitExceeded(_)), "{e:?}");
+
+    // Keys.
+    let caps = StorageCaps {
+        max_keys: 2,
+        max_bytes: 1_000,
+    };
+    store.storage_set(flow_id, "a", "1", caps).await.unwrap();
+    store.storage_set(flow_id, "b", "2", caps).await.unwrap();
+    limit(
+        store
+            .storage_set(flow_id, "c", "3", caps)
+            .await
+            .unwrap_err(),
+    );
+    assert!(!store
+        .storage_entries(flow_id)
+        .await
+        .unwrap()
+        .contains_key("c"));
+    // Overwriting adds no key.
+    store.storage_set(flow_id, "a", "10", caps).await.unwrap();
+    // Caps are per flow.
+    store.storage_set(id(&other), "c", "3", caps).await.unwrap();
+    store.storage_set(id(&other), "d", "4", caps).await.unwrap();
+    // Deleting makes room.
+    assert!(store.storage_delete(flow_id, "b").await.unwrap());
+    store.storage_set(flow_id, "c", "3", caps).await.unwrap();
+    assert_eq!(
+        store.storage_entries(flow_id).await.unwrap(),
+        json!({"a": 10, "c": 3}).as_object().unwrap().clone()
+    );
+    store.storage_clear(flow_id).await.unwrap();
+
+    // Bytes: key bytes plus value JSON bytes, up to and including the cap.
+    let caps = StorageCaps {
+        max_keys: 100,
+        max_bytes: 20,
+    };
+    // "é" (2) + `"abcdefgh"` (10) = 12.
+    store
+        .storage_set(flow_id, "é", r#""abcdefgh""#, caps)
+        .await
+        .unwrap();
+    // 12 + "k" (1) + `1234567` (7) = 20: exactly the cap.
+    store
+        .storage_set(flow_id, "k", "1234567", caps)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.storage_metadata(flow_id).await.unwrap().memory_used,
+        20
+    );
+    // One more byte anywhere is refused, and nothing changes.
+    limit(
+        store
+            .storage_set(flow_id, "z", "0", caps)
+            .await
+            .unwrap_err(),
+    );
+    limit(
+        store
+            .storage_set(flow_id, "k", "12345678", caps)
+            .await
+            .unwrap_err(),
+    );
+    limit(
+        store
+            .storage_set(flow_id, "é", r#""abcdefghi""#, caps)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        store.storage_entries(flow_id).await.unwrap(),
+        json!({"é": "abcdefgh", "k": 1234567})
+            .as_object()
+            .unwrap()
+            .clone()
+    );
+    assert_eq!(
+        store.storage_metadata(flow_id).await.unwrap().memory_used,
+        20
+    );
+    // Overwriting counts only the difference: same size, and smaller, both fit at the cap.
+    store
+        .storage_set(flow_id, "k", "7654321", caps)
+        .await
+        .unwrap();
+    store
+        .storage_set(flow_id, "é", r#""hgfedcba""#, caps)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.storage_metadata(flow_id).await.unwrap().memory_used,
+        20
+    );
+    store.storage_set(flow_id, "k", "1", caps).await.unwrap();
+    assert_eq!(
+        store.storage_metadata(flow_id).await.unwrap().memory_used,
+        14
+    );
+    // …and the room freed can be used again.
+    store
+        .storage_set(flow_id, "é", r#""abcdefghijklmn""#, caps)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.storage_metadata(flow_id).await.unwrap().memory_used,
+        20
+    );
+    // A single entry larger than the cap never fits, even in an empty flow.
+    store.storage_clear(flow_id).await.unwrap();
+    let huge = format!("\"{}\"", "x".repeat(19));
+    limit(
+        store
+            .storage_set(flow_id, "h", &huge, caps)
+            .await
+            .unwrap_err(),
+    );
+    // Multibyte keys are counted in bytes: 10 × "é" is 20 bytes, so "é"×10 + "0" is 21.
+    limit(
+        store
+            .storage_set(flow_id, &"é".repeat(10), "0", caps)
+            .await
+            .unwrap_err(),
+    );
+    store
+        .storage_set(flow_id, &"é".repeat(9), "0", caps)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.storage_metadata(flow_id).await.unwrap(),
+        StorageMetadata {
+            memory_used: 19,
+            keys_count: 1
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durability and concurrency
+// ---------------------------------------------------------------------------------------------
+
+/// Writes through one store, closes it, and reads everything back through a fresh one.
+async fn survives_reopen<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    let store = open().await;
+    let (app, f) = app_with_flow(&*store).await;
+    let v = version(&f, "v1");
+    store.insert_version(&v, false).await.unwrap();
+    let t = token(Some(id(&app)), "durable", "durable-hash");
+    store.insert_token(&t).await.unwrap();
+    let owner = token(None, "owner", "owner-hash");
+    store.insert_token(&owner).await.unwrap();
+    set(&*store, id(&f), "é", &json!({"a": [1, 2]}), BIG).await;
+    let before = store.storage_metadata(id(&f)).await.unwrap();
+    store.close().await.unwrap();
+    drop(store);
+
+    let store = open().await;
+    assert_eq!(
+        store.get_application(id(&app)).await.unwrap(),
+        Some(app.clone())
+    );
+    assert_eq!(
+        store.get_flow(id(&app), id(&f)).await.unwrap(),
+        Some(f.clone())
+    );
+    assert_eq!(
+        store.get_version(id(&f), "v1").await.unwrap(),
+        Some(v.clone())
+    );
+    assert_same_token(
+        &store
+            .token_by_hash("durable-hash")
+            .await
+            .unwrap()
+            .expect("token"),
+        &t,
+    );
+    assert_same_token(
+        &store
+            .get_token(id(&app), &t.id)
+            .await
+            .unwrap()
+            .expect("token"),
+        &t,
+    );
+    let users = store.user_tokens().await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_same_token(&users[0], &owner);
+    assert_eq!(
+        store.storage_entries(id(&f)).await.unwrap()["é"],
+        json!({"a": [1, 2]})
+    );
+    assert_eq!(store.storage_metadata(id(&f)).await.unwrap(), before);
+
+    // Still writable, and a second round trip keeps the new data too.
+    let second = application("after reopen");
+    store.insert_application(&second).await.unwrap();
+    store.close().await.unwrap();
+    drop(store);
+    let store = open().await;
+    assert_eq!(
+        store.list_applications(&all()).await.unwrap().total_count,
+        2
+    );
+    assert_eq!(
+        store.get_application(id(&second)).await.unwrap(),
+        Some(second)
+    );
+    store.close().await.unwrap();
+}
+
+/// Many tasks writing at once: every write lands, and caps hold under contention.
+async fn concurrent_writes(store: Arc<dyn Store>) {
+    const TASKS: usize = 50;
+    let (app, f) = app_with_flow(&*store).await;
+    let flow_id = id(&f).to_owned();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..TASKS {
+        let (store, flow_id) = (store.clone(), flow_id.clone());
+        tasks.spawn(async move {
+            set(
+                &*store,
+                &flow_id,
+                &format!("key-{n}"),
+                &json!({ "n": n }),
+                BIG,
+            )
+            .await;
+            // Reads interleave with the writes.
+            store.storage_metadata(&flow_id).await.unwrap();
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.unwrap();
+    }
+    let entries = store.storage_entries(&flow_id).await.unwrap();
+    assert_eq!(entries.len(), TASKS);
+    for n in 0..TASKS {
+        assert_eq!(entries[&format!("key-{n}")], json!({ "n": n }));
+    }
+    let metadata = store.storage_metadata(&flow_id).await.unwrap();
+    assert_eq!(metadata.keys_count, TASKS as u64);
+    assert_eq!(metadata.memory_used, memory_of(&entries));
+
+    // Different kinds of writes at once.
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..TASKS {
+        let store = store.clone();
+        let app_id = id(&app).to_owned();
+        tasks.spawn(async move {
+            store
+                .insert_application(&application(&format!("concurrent {n}")))
+                .await
+                .unwrap();
+            let f = flow(&app_id, &format!("flow {n}"), "cloud");
+            store.insert_flow(&f).await.unwrap();
+            store
+                .insert_version(&version(&f, "v1"), false)
+                .await
+                .unwrap();
+            store
+                .insert_token(&token(Some(&app_id), "t", &format!("concurrent-{n}")))
+                .await
+                .unwrap();
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.unwrap();
+    }
+    assert_eq!(
+        store
+            .list_applications(&filtered(Column::Name, "concurrent *"))
+            .await
+            .unwrap()
+            .total_count,
+        TASKS as u64
+    );
+    assert_eq!(
+        store
+            .list_flows(id(&app), &filtered(Column::Name, "flow *"))
+            .await
+            .unwrap()
+            .total_count,
+        TASKS as u64
+    );
+    assert_eq!(
+        store
+            .list_tokens(id(&app), &all())
+            .await
+            .unwrap()
+            .total_count,
+        TASKS as u64
+    );
+
+    // Racing for the last slots: exactly max_keys writers win.
+    let caps = StorageCaps {
+        max_keys: 10,
+        max_bytes: 1_000_000,
+    };
+    let (_, capped) = app_with_flow(&*store).await;
+    let capped_id = id(&capped).to_owned();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..TASKS {
+        let (store, flow_id) = (store.clone(), capped_id.clone());
+        tasks.spawn(async move {
+            store
+                .storage_set(&flow_id, &format!("key-{n}"), "true", caps)
+                .await
+        });
+    }
+    let (mut stored, mut refused) = (0, 0);
+    while let Some(joined) = tasks.join_next().await {
+        match joined.unwrap() {
+            Ok(()) => stored += 1,
+            Err(StoreError::LimitExceeded(_)) => refused += 1,
+            Err(e) => panic!("unexpected error: {e:?}"),
+        }
+    }
+    assert_eq!((stored, refused), (10, TASKS - 10));
+    assert_eq!(
+        store.storage_metadata(&capped_id).await.unwrap().keys_count,
+        10
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SQLite backend
+// ---------------------------------------------------------------------------------------------
+
+async fn open_sqlite(dir: &Path) -> Arc<dyn Store> {
+    Arc::new(SqliteStore::open(dir).await.expect("open the SQLite store"))
+}
+
+mod sqlite {
+    use super::open_sqlite;
+    use std::sync::Arc;
+
+    /// One `#[tokio::test]` per check, each on a fresh store in its own temp dir.
+    macro_rules! on_fresh_store {
+        ($($check:ident),* $(,)?) => {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let store = open_sqlite(dir.path()).await;
+                super::$check(&*store).await;
+                store.close().await.expect("close");
+            }
+        )*};
+    }
+
+    on_fresh_store!(
+        applications_crud,
+        applications_sorting,
+        applications_paging,
+        applications_filters,
+        deleting_an_application_cascades,
+        tokens,
+        flows,
+        import_flows_is_all_or_nothing,
+        versions,
+        storage_round_trip_and_metadata,
+        storage_caps,
+    );
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn survives_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        super::survives_reopen(|| open_sqlite(dir.path())).await;
+        // Closing folded the WAL into the one database file.
+        let wal = dir.path().join("flowd.db-wal");
+        assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = open_sqlite(dir.path()).await;
+        super::concurrent_writes(Arc::clone(&store)).await;
+        store.close().await.expect("close");
+    }
+}
