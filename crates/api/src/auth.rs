@@ -99,8 +99,8 @@ impl FromRequestParts<AppState> for Principal {
             return Err(ApiError::Unauthorized("This token is inactive".into()));
         }
         if let Some(expiry) = doc.get("expirationDate").and_then(Value::as_str) {
-            let expired = flowd_model::time::parse_iso(expiry)
-                .is_none_or(|t| t <= chrono::Utc::now());
+            let expired =
+                flowd_model::time::parse_iso(expiry).is_none_or(|t| t <= chrono::Utc::now());
             if expired {
                 return Err(ApiError::Unauthorized("This token has expired".into()));
             }
@@ -108,7 +108,11 @@ impl FromRequestParts<AppState> for Principal {
         let scopes = doc
             .get("scope")
             .and_then(Value::as_array)
-            .map(|s| s.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|s| {
+                s.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(Principal {
             token_id: record.id,
@@ -139,11 +143,16 @@ mod tests {
             application_id: Some("aaaaaaaaaaaaaaaaaaaaaaaa".into()),
             scopes: vec!["all.Application".into()],
         };
-        assert!(p.require(Action::FlowGet, Some("aaaaaaaaaaaaaaaaaaaaaaaa")).is_ok());
+        assert!(p
+            .require(Action::FlowGet, Some("aaaaaaaaaaaaaaaaaaaaaaaa"))
+            .is_ok());
         assert!(matches!(
             p.require(Action::FlowGet, Some("bbbbbbbbbbbbbbbbbbbbbbbb")),
             Err(ApiError::Forbidden(_))
         ));
-        assert!(matches!(p.require(Action::ApplicationsGet, None), Err(ApiError::Forbidden(_))));
+        assert!(matches!(
+            p.require(Action::ApplicationsGet, None),
+            Err(ApiError::Forbidden(_))
+        ));
     }
 }

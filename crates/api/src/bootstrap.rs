@@ -20,7 +20,10 @@ pub enum OwnerToken {
 }
 
 /// Ensures there is an owner token.
-pub async fn ensure_owner_token(store: &dyn Store, supplied: Option<&str>) -> StoreResult<OwnerToken> {
+pub async fn ensure_owner_token(
+    store: &dyn Store,
+    supplied: Option<&str>,
+) -> StoreResult<OwnerToken> {
     let existing = store.user_tokens().await?;
     if let Some(value) = supplied {
         let hash = hash_token(value);
@@ -50,6 +53,11 @@ async fn insert_owner(store: &dyn Store, hash: &str) -> StoreResult<()> {
         "status": "active", "creationDate": now, "lastUpdated": now,
     });
     store
-        .insert_token(&TokenRecord { id, application_id: None, token_hash: hash.to_owned(), doc })
+        .insert_token(&TokenRecord {
+            id,
+            application_id: None,
+            token_hash: hash.to_owned(),
+            doc,
+        })
         .await
 }

@@ -40,7 +40,9 @@ pub fn merge(doc: &mut Map<String, Value>, patch: Map<String, Value>) {
 pub fn into_object(value: Value) -> ApiResult<Map<String, Value>> {
     match value {
         Value::Object(map) => Ok(map),
-        _ => Err(ApiError::validation("The request body must be a JSON object")),
+        _ => Err(ApiError::validation(
+            "The request body must be a JSON object",
+        )),
     }
 }
 
@@ -102,8 +104,17 @@ mod tests {
 
     #[test]
     fn merge_replaces_and_removes() {
-        let mut doc = json!({"a": 1, "b": 2, "c": [1]}).as_object().cloned().unwrap();
-        merge(&mut doc, json!({"a": 5, "b": null, "c": []}).as_object().cloned().unwrap());
+        let mut doc = json!({"a": 1, "b": 2, "c": [1]})
+            .as_object()
+            .cloned()
+            .unwrap();
+        merge(
+            &mut doc,
+            json!({"a": 5, "b": null, "c": []})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        );
         assert_eq!(Value::Object(doc), json!({"a": 5, "c": []}));
     }
 

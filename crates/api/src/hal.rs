@@ -4,7 +4,12 @@
 use serde_json::{json, Map, Value};
 
 /// Adds `_type` and, when wanted, `_links` built from `(rel, href)` pairs (the first is `self`).
-pub fn decorate(mut doc: Value, type_name: &str, links: &[(&str, String)], with_links: bool) -> Value {
+pub fn decorate(
+    mut doc: Value,
+    type_name: &str,
+    links: &[(&str, String)],
+    with_links: bool,
+) -> Value {
     if let Some(object) = doc.as_object_mut() {
         object.insert("_type".into(), json!(type_name));
         if with_links {

@@ -39,10 +39,11 @@ impl ListSpec {
             .find(|(n, _)| *n == sort_field)
             .map(|(_, c)| *c)
             .unwrap_or(Column::Name);
-        let direction = match params.one_of("sortDirection", &["asc", "desc", "ASC", "DESC"], "asc")? {
-            "desc" | "DESC" => SortDirection::Desc,
-            _ => SortDirection::Asc,
-        };
+        let direction =
+            match params.one_of("sortDirection", &["asc", "desc", "ASC", "DESC"], "asc")? {
+                "desc" | "DESC" => SortDirection::Desc,
+                _ => SortDirection::Asc,
+            };
         let page = params.uint("page", 0, u32::MAX as u64)?;
         let per_page = params.uint("perPage", 100, MAX_PER_PAGE)?;
         let filter = params.get("filter").map(str::to_owned);
@@ -56,7 +57,10 @@ impl ListSpec {
         // Losant filters on the first filter field when only `filter` is given.
         let effective_field = filter_field.or(filter.as_ref().map(|_| self.filter_fields[0].0));
         let filter_column = effective_field.and_then(|name| {
-            self.filter_fields.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
+            self.filter_fields
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, c)| *c)
         });
         Ok(ListParams {
             query: ListQuery {

@@ -21,13 +21,18 @@ impl FromRequest<AppState> for JsonBody {
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| {
-                ApiError::PayloadTooLarge(format!("The request body is over the limit of {limit} bytes"))
+                ApiError::PayloadTooLarge(format!(
+                    "The request body is over the limit of {limit} bytes"
+                ))
             })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::validation("The request body is empty; a JSON object is required"));
+            return Err(ApiError::validation(
+                "The request body is empty; a JSON object is required",
+            ));
         }
-        let value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::validation(format!("The request body is not valid JSON: {e}")))?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::validation(format!("The request body is not valid JSON: {e}"))
+        })?;
         Ok(JsonBody(value))
     }
 }
@@ -60,7 +65,10 @@ impl FromRequestParts<AppState> for Params {
 
 impl Params {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// A boolean parameter (`true`/`false`, also `1`/`0`).
@@ -92,15 +100,24 @@ impl Params {
     }
 
     /// A parameter restricted to a set of values.
-    pub fn one_of<'a>(&self, name: &str, allowed: &[&'a str], default: &'a str) -> ApiResult<&'a str> {
+    pub fn one_of<'a>(
+        &self,
+        name: &str,
+        allowed: &[&'a str],
+        default: &'a str,
+    ) -> ApiResult<&'a str> {
         match self.get(name) {
             None => Ok(default),
-            Some(value) => allowed.iter().copied().find(|a| *a == value).ok_or_else(|| {
-                ApiError::validation(format!(
-                    "{name} must be one of {}, not \"{value}\"",
-                    allowed.join(", ")
-                ))
-            }),
+            Some(value) => allowed
+                .iter()
+                .copied()
+                .find(|a| *a == value)
+                .ok_or_else(|| {
+                    ApiError::validation(format!(
+                        "{name} must be one of {}, not \"{value}\"",
+                        allowed.join(", ")
+                    ))
+                }),
         }
     }
 
@@ -146,4 +163,3 @@ where
             .map_err(|e| ApiError::NotFound(e.body_text()))
     }
 }
-

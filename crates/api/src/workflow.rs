@@ -13,7 +13,9 @@ const GENERATED_KEY_TYPES: &[&str] = &["virtualButton", "timer", "flowError", "o
 fn short_id() -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-";
     let mut rng = rand::rng();
-    (0..9).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..9)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 fn hex32() -> String {
@@ -44,7 +46,10 @@ pub fn prepare_graph(doc: &mut Map<String, Value>, flow_id: &str) -> ApiResult<(
         }
     }
     let empty = Vec::new();
-    let triggers = doc.get("triggers").and_then(Value::as_array).unwrap_or(&empty);
+    let triggers = doc
+        .get("triggers")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
     let nodes = doc.get("nodes").and_then(Value::as_array).unwrap_or(&empty);
     validate_graph(triggers, nodes).map_err(|e| ApiError::Validation(e.0))?;
     check_globals(doc)
@@ -65,7 +70,10 @@ mod tests {
         .unwrap();
         prepare_graph(&mut doc, "aaaaaaaaaaaaaaaaaaaaaaaa").unwrap();
         let t = doc["triggers"].as_array().unwrap();
-        assert!(t[0]["key"].as_str().unwrap().starts_with("aaaaaaaaaaaaaaaaaaaaaaaa-"));
+        assert!(t[0]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("aaaaaaaaaaaaaaaaaaaaaaaa-"));
         assert_eq!(t[1]["key"], "mine");
         assert_eq!(t[2]["key"].as_str().unwrap().len(), 32);
         assert!(t[3].get("key").is_none());
@@ -78,6 +86,9 @@ mod tests {
             .as_object()
             .cloned()
             .unwrap();
-        assert!(matches!(prepare_graph(&mut doc, "f"), Err(ApiError::Validation(_))));
+        assert!(matches!(
+            prepare_graph(&mut doc, "f"),
+            Err(ApiError::Validation(_))
+        ));
     }
 }

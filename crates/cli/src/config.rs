@@ -49,26 +49,38 @@ impl Settings {
         let file = match &args.config {
             None => FileSettings::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.clone(), e))?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::Read(path.clone(), e))?;
                 toml::from_str(&text).map_err(|e| ConfigError::Parse(path.clone(), e))?
             }
         };
-        let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| "pretty".into());
+        let log_format = args
+            .log_format
+            .or(file.log_format)
+            .unwrap_or_else(|| "pretty".into());
         if log_format != "pretty" && log_format != "json" {
             return Err(ConfigError::Invalid(format!(
                 "log-format must be pretty or json, not {log_format}"
             )));
         }
         let defaults = Limits::default();
-        let owner_token = std::env::var("FLOWD_OWNER_TOKEN").ok().filter(|t| !t.is_empty());
+        let owner_token = std::env::var("FLOWD_OWNER_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty());
         if owner_token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err(ConfigError::Invalid(
                 "FLOWD_OWNER_TOKEN must be at least 16 characters".into(),
             ));
         }
         Ok(Settings {
-            listen: args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()),
-            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.into()),
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             log_format,
             limits: Limits {
                 max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),
@@ -90,13 +102,24 @@ mod tests {
     fn flags_win_over_the_file_and_defaults_fill_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flowd.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9\"\ndata-dir = \"/tmp/x\"\nstorage-max-keys = 7\n").unwrap();
-        let args = ServeArgs { listen: Some("127.0.0.1:1".into()), config: Some(path), ..Default::default() };
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9\"\ndata-dir = \"/tmp/x\"\nstorage-max-keys = 7\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:1".into()),
+            config: Some(path),
+            ..Default::default()
+        };
         let settings = Settings::resolve(args).unwrap();
         assert_eq!(settings.listen, "127.0.0.1:1");
         assert_eq!(settings.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(settings.limits.storage.max_keys, 7);
-        assert_eq!(settings.limits.max_body_bytes, flowd_api::state::DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(
+            settings.limits.max_body_bytes,
+            flowd_api::state::DEFAULT_MAX_BODY_BYTES
+        );
         assert_eq!(settings.log_format, "pretty");
     }
 
@@ -105,7 +128,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flowd.toml");
         std::fs::write(&path, "lisen = \"x\"\n").unwrap();
-        let args = ServeArgs { config: Some(path), ..Default::default() };
-        assert!(matches!(Settings::resolve(args), Err(ConfigError::Parse(..))));
+        let args = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Settings::resolve(args),
+            Err(ConfigError::Parse(..))
+        ));
     }
 }

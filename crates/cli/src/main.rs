@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "flowd", version, about = "A self-hosted workflow engine serving Losant's REST API")]
+#[command(
+    name = "flowd",
+    version,
+    about = "A self-hosted workflow engine serving Losant's REST API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -53,7 +57,10 @@ fn main() -> ExitCode {
                 }
             };
             serve::init_logging(&settings.log_format);
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(runtime) => runtime,
                 Err(e) => {
                     eprintln!("flowd: cannot start the async runtime: {e}");

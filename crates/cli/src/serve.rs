@@ -13,7 +13,9 @@ use std::sync::Arc;
 pub fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLOWD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -44,7 +46,9 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(signal) => signal,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops flowd");
@@ -63,8 +67,12 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .map_err(|e| format!("cannot create the data dir {}: {e}", settings.data_dir.display()))?;
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        format!(
+            "cannot create the data dir {}: {e}",
+            settings.data_dir.display()
+        )
+    })?;
     let store = SqliteStore::open(&settings.data_dir).await?;
     let store: Arc<dyn Store> = Arc::new(store);
     // Compile the schemas before the first request rather than during it.
@@ -79,15 +87,22 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     match ensure_owner_token(store.as_ref(), settings.owner_token.as_deref()).await? {
         OwnerToken::Created(value) => {
             write_secret(&token_file, &value)?;
-            println!("flowd: created the owner token (scope all.User); it is shown only this once:");
+            println!(
+                "flowd: created the owner token (scope all.User); it is shown only this once:"
+            );
             println!("{value}");
             println!("flowd: it is also in {}", token_file.display());
         }
         OwnerToken::Supplied => {
-            write_secret(&token_file, settings.owner_token.as_deref().unwrap_or_default())?;
+            write_secret(
+                &token_file,
+                settings.owner_token.as_deref().unwrap_or_default(),
+            )?;
             tracing::info!("owner token taken from FLOWD_OWNER_TOKEN");
         }
-        OwnerToken::Existing => tracing::info!(file = %token_file.display(), "using the existing owner token"),
+        OwnerToken::Existing => {
+            tracing::info!(file = %token_file.display(), "using the existing owner token")
+        }
     }
 
     let listener = tokio::net::TcpListener::bind(&settings.listen)
@@ -98,9 +113,14 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(settings.data_dir.join("listen-addr"), address.to_string())?;
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "listening on {address}");
 
-    let state = AppState { store: store.clone(), limits: settings.limits };
+    let state = AppState {
+        store: store.clone(),
+        limits: settings.limits,
+    };
     let app = flowd_api::app(state).layer(tower_http::trace::TraceLayer::new_for_http());
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
 
     store.close().await?;
     tracing::info!("store closed; bye");

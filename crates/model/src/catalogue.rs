@@ -177,7 +177,13 @@ mod tests {
 
     #[test]
     fn knows_core_nodes_and_both_spellings() {
-        for t in ["DebugNode", "MathNode", "StoreValueNode", "CreateEventNode", "EventCreateNode"] {
+        for t in [
+            "DebugNode",
+            "MathNode",
+            "StoreValueNode",
+            "CreateEventNode",
+            "EventCreateNode",
+        ] {
             assert!(is_known_node_type(t), "{t}");
         }
         assert!(!is_known_node_type("TeleportNode"));

@@ -97,10 +97,7 @@ mod tests {
     use serde_json::json;
 
     fn check(triggers: Value, nodes: Value) -> Result<(), GraphError> {
-        validate_graph(
-            triggers.as_array().unwrap(),
-            nodes.as_array().unwrap(),
-        )
+        validate_graph(triggers.as_array().unwrap(), nodes.as_array().unwrap())
     }
 
     #[test]
@@ -115,23 +112,51 @@ mod tests {
 
     #[test]
     fn refuses_duplicate_ids() {
-        let err = check(json!([]), json!([{"id": "a", "type": "DebugNode"}, {"id": "a", "type": "MathNode"}])).unwrap_err();
+        let err = check(
+            json!([]),
+            json!([{"id": "a", "type": "DebugNode"}, {"id": "a", "type": "MathNode"}]),
+        )
+        .unwrap_err();
         assert_eq!(err.0, "Node \"a\" (MathNode): Node IDs must be unique.");
     }
 
     #[test]
     fn refuses_dangling_and_self_links() {
-        let err = check(json!([]), json!([{"id": "a", "type": "DebugNode", "outputIds": [["zz"]]}])).unwrap_err();
-        assert_eq!(err.0, "Node \"a\" (DebugNode): Referenced output ID zz does not exist.");
-        let err = check(json!([]), json!([{"id": "a", "type": "DebugNode", "outputIds": [["a"]]}])).unwrap_err();
-        assert_eq!(err.0, "Node \"a\" (DebugNode): A node cannot connect to itself.");
-        let err = check(json!([{"type": "timer", "key": "t1", "outputIds": [["x"]]}]), json!([])).unwrap_err();
-        assert_eq!(err.0, "Trigger \"t1\" (timer): Referenced output ID x does not exist.");
+        let err = check(
+            json!([]),
+            json!([{"id": "a", "type": "DebugNode", "outputIds": [["zz"]]}]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.0,
+            "Node \"a\" (DebugNode): Referenced output ID zz does not exist."
+        );
+        let err = check(
+            json!([]),
+            json!([{"id": "a", "type": "DebugNode", "outputIds": [["a"]]}]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.0,
+            "Node \"a\" (DebugNode): A node cannot connect to itself."
+        );
+        let err = check(
+            json!([{"type": "timer", "key": "t1", "outputIds": [["x"]]}]),
+            json!([]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.0,
+            "Trigger \"t1\" (timer): Referenced output ID x does not exist."
+        );
     }
 
     #[test]
     fn refuses_unknown_node_types() {
         let err = check(json!([]), json!([{"id": "a", "type": "TeleportNode"}])).unwrap_err();
-        assert_eq!(err.0, "Node \"a\" (TeleportNode): unknown node type \"TeleportNode\".");
+        assert_eq!(
+            err.0,
+            "Node \"a\" (TeleportNode): unknown node type \"TeleportNode\"."
+        );
     }
 }

@@ -67,9 +67,7 @@ pub fn raw(name: SchemaName) -> &'static Value {
     &RAW.get_or_init(|| {
         SchemaName::ALL
             .iter()
-            .map(|n| {
-                (*n, with_missing_definitions(parse(*n)))
-            })
+            .map(|n| (*n, with_missing_definitions(parse(*n))))
             .collect()
     })[&name]
 }
@@ -88,7 +86,10 @@ fn with_missing_definitions(mut schema: Value) -> Value {
         if schema.pointer(&format!("/definitions/{name}")).is_some() {
             continue;
         }
-        let Some(source) = SchemaName::ALL.iter().find(|n| n.file() == format!("{name}.json")) else {
+        let Some(source) = SchemaName::ALL
+            .iter()
+            .find(|n| n.file() == format!("{name}.json"))
+        else {
             continue;
         };
         let mut definition = parse(*source);
@@ -302,7 +303,8 @@ mod tests {
 
     #[test]
     fn trigger_errors_point_inside_the_trigger() {
-        let body = json!({"name": "f", "triggers": [{"type": "virtualButton", "config": {"nope": 1}}]});
+        let body =
+            json!({"name": "f", "triggers": [{"type": "virtualButton", "config": {"nope": 1}}]});
         let err = validate(SchemaName::FlowPost, &body).unwrap_err();
         assert!(err.0.starts_with("triggers[0]"), "{err}");
         assert!(err.0.contains("nope"), "{err}");

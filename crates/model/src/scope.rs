@@ -144,9 +144,10 @@ actions! {
 /// Whether a token holding `scopes` may perform `action`.
 pub fn allows<S: AsRef<str>>(scopes: &[S], action: Action) -> bool {
     let rule = action.rule();
-    scopes.iter().map(AsRef::as_ref).any(|held| {
-        held == rule.scope || held == rule.wildcard || rule.broad.contains(&held)
-    })
+    scopes
+        .iter()
+        .map(AsRef::as_ref)
+        .any(|held| held == rule.scope || held == rule.wildcard || rule.broad.contains(&held))
 }
 
 /// The scope given to the owner token made at first start.
@@ -187,17 +188,35 @@ mod tests {
         assert!(allows(&["all.Application.read"], Action::FlowGet));
         assert!(allows(&["all.User.read"], Action::FlowGetStorageEntries));
         assert!(!allows(&["all.Application.read"], Action::FlowPatch));
-        assert!(!allows(&["all.Application.read"], Action::FlowSetStorageEntry));
+        assert!(!allows(
+            &["all.Application.read"],
+            Action::FlowSetStorageEntry
+        ));
     }
 
     #[test]
     fn bounded_scopes_cannot_manage_tokens() {
         assert!(allows(&["all.Application.bounded"], Action::FlowPatch));
-        assert!(allows(&["all.Application.bounded"], Action::ApplicationApiTokensGet));
-        assert!(!allows(&["all.Application.bounded"], Action::ApplicationApiTokensPost));
-        assert!(!allows(&["all.Application.bounded"], Action::ApplicationApiTokenPatch));
-        assert!(!allows(&["all.Application.read"], Action::ApplicationApiTokenDelete));
-        assert!(allows(&["all.Application"], Action::ApplicationApiTokensPost));
+        assert!(allows(
+            &["all.Application.bounded"],
+            Action::ApplicationApiTokensGet
+        ));
+        assert!(!allows(
+            &["all.Application.bounded"],
+            Action::ApplicationApiTokensPost
+        ));
+        assert!(!allows(
+            &["all.Application.bounded"],
+            Action::ApplicationApiTokenPatch
+        ));
+        assert!(!allows(
+            &["all.Application.read"],
+            Action::ApplicationApiTokenDelete
+        ));
+        assert!(allows(
+            &["all.Application"],
+            Action::ApplicationApiTokensPost
+        ));
     }
 
     #[test]

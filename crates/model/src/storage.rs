@@ -14,7 +14,9 @@ pub const MAX_VALUE_BYTES: usize = 16 * 1024;
 pub enum StorageRuleError {
     #[error("key must be 1 to {MAX_KEY_CHARS} characters long")]
     KeyLength,
-    #[error("value of key \"{key}\" is {bytes} bytes of JSON, over the limit of {MAX_VALUE_BYTES}")]
+    #[error(
+        "value of key \"{key}\" is {bytes} bytes of JSON, over the limit of {MAX_VALUE_BYTES}"
+    )]
     ValueTooLarge { key: String, bytes: usize },
 }
 
@@ -54,14 +56,23 @@ mod tests {
         assert_eq!(check_key(""), Err(StorageRuleError::KeyLength));
         assert!(check_key(&"k".repeat(255)).is_ok());
         assert!(check_key(&"é".repeat(255)).is_ok());
-        assert_eq!(check_key(&"k".repeat(256)), Err(StorageRuleError::KeyLength));
+        assert_eq!(
+            check_key(&"k".repeat(256)),
+            Err(StorageRuleError::KeyLength)
+        );
     }
 
     #[test]
     fn value_sizes() {
-        assert_eq!(encode_value("k", &json!({"a": [1, 2]})).unwrap(), r#"{"a":[1,2]}"#);
+        assert_eq!(
+            encode_value("k", &json!({"a": [1, 2]})).unwrap(),
+            r#"{"a":[1,2]}"#
+        );
         let big = json!("x".repeat(MAX_VALUE_BYTES));
-        assert!(matches!(encode_value("k", &big), Err(StorageRuleError::ValueTooLarge { .. })));
+        assert!(matches!(
+            encode_value("k", &big),
+            Err(StorageRuleError::ValueTooLarge { .. })
+        ));
         let fits = json!("x".repeat(MAX_VALUE_BYTES - 2));
         assert!(encode_value("k", &fits).is_ok());
     }

@@ -15,7 +15,9 @@ pub fn format_iso(t: DateTime<Utc>) -> String {
 
 /// Parses an RFC 3339 date-time (any offset) into UTC.
 pub fn parse_iso(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]

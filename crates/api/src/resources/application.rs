@@ -15,7 +15,10 @@ use flowd_model::scope::Action;
 use serde_json::{json, Value};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/applications/{applicationId}", get(fetch).patch(patch).delete(remove))
+    Router::new().route(
+        "/applications/{applicationId}",
+        get(fetch).patch(patch).delete(remove),
+    )
 }
 
 /// Loads an application or answers 404; used by every resource under an application.
@@ -35,7 +38,10 @@ async fn fetch(
     PathParams(application_id): PathParams<String>,
 ) -> ApiResult<Json<Value>> {
     who.require(Action::ApplicationGet, Some(&application_id))?;
-    Ok(Json(present(load(&state, &application_id).await?, params.links())))
+    Ok(Json(present(
+        load(&state, &application_id).await?,
+        params.links(),
+    )))
 }
 
 async fn patch(

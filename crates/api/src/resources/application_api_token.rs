@@ -77,6 +77,9 @@ async fn remove(
 ) -> ApiResult<Json<Value>> {
     who.require(Action::ApplicationApiTokenDelete, Some(&application_id))?;
     let record = load(&state, &application_id, &token_id).await?;
-    state.store.delete_token(&application_id, &record.id).await?;
+    state
+        .store
+        .delete_token(&application_id, &record.id)
+        .await?;
     Ok(Json(success()))
 }

@@ -19,7 +19,10 @@ use flowd_store::{Column, TokenRecord};
 use serde_json::{json, Value};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/applications/{applicationId}/tokens", get(list).post(create))
+    Router::new().route(
+        "/applications/{applicationId}/tokens",
+        get(list).post(create),
+    )
 }
 
 const LIST: ListSpec = ListSpec {
@@ -37,8 +40,16 @@ const LIST: ListSpec = ListSpec {
 
 /// A token document as a response.
 pub fn present(doc: Value, links: bool) -> Value {
-    let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let app = doc.get("ownerId").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let id = doc
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let app = doc
+        .get("ownerId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     decorate(
         doc,
         "apiToken",
@@ -60,15 +71,26 @@ async fn list(
     who.require(Action::ApplicationApiTokensGet, Some(&application_id))?;
     application::load(&state, &application_id).await?;
     let list = LIST.parse(&params)?;
-    let page = state.store.list_tokens(&application_id, &list.query).await?;
-    let items = page.items.iter().cloned().map(|d| present(d, params.links())).collect();
+    let page = state
+        .store
+        .list_tokens(&application_id, &list.query)
+        .await?;
+    let items = page
+        .items
+        .iter()
+        .cloned()
+        .map(|d| present(d, params.links()))
+        .collect();
     let mut body = list.envelope(page, items);
     body["ownerId"] = json!(application_id);
     body["ownerType"] = json!("application");
     Ok(Json(decorate(
         body,
         "apiTokens",
-        &[("self", href::tokens(&application_id)), ("application", href::application(&application_id))],
+        &[
+            ("self", href::tokens(&application_id)),
+            ("application", href::application(&application_id)),
+        ],
         params.links(),
     )))
 }
@@ -87,7 +109,10 @@ async fn create(
     if let Some(expiry) = doc.get("expirationDate").and_then(Value::as_str) {
         match flowd_model::time::parse_iso(expiry) {
             Some(t) if t > chrono::Utc::now() => {
-                doc.insert("expirationDate".into(), json!(flowd_model::time::format_iso(t)));
+                doc.insert(
+                    "expirationDate".into(),
+                    json!(flowd_model::time::format_iso(t)),
+                );
             }
             _ => {
                 return Err(ApiError::validation(

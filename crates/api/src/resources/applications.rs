@@ -35,7 +35,11 @@ const LIST: ListSpec = ListSpec {
 
 /// An application document as a response.
 pub fn present(doc: Value, links: bool) -> Value {
-    let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let id = doc
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     decorate(
         doc,
         "application",
@@ -48,12 +52,26 @@ pub fn present(doc: Value, links: bool) -> Value {
     )
 }
 
-async fn list(State(state): State<AppState>, who: Principal, params: Params) -> ApiResult<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    who: Principal,
+    params: Params,
+) -> ApiResult<Json<Value>> {
     who.require(Action::ApplicationsGet, None)?;
     let list: ListParams = LIST.parse(&params)?;
     let page = state.store.list_applications(&list.query).await?;
-    let items = page.items.iter().cloned().map(|d| present(d, params.links())).collect();
-    let body = decorate(list.envelope(page, items), "applications", &[("self", href::applications())], params.links());
+    let items = page
+        .items
+        .iter()
+        .cloned()
+        .map(|d| present(d, params.links()))
+        .collect();
+    let body = decorate(
+        list.envelope(page, items),
+        "applications",
+        &[("self", href::applications())],
+        params.links(),
+    );
     Ok(Json(body))
 }
 
@@ -77,7 +95,12 @@ async fn create(
     check_globals(&doc)?;
     let id = flowd_model::id::new_id();
     stamp_created(&mut doc, &id, "applicationId", &who);
-    for key in ["createdById", "createdByType", "lastUpdatedById", "lastUpdatedByType"] {
+    for key in [
+        "createdById",
+        "createdByType",
+        "lastUpdatedById",
+        "lastUpdatedByType",
+    ] {
         doc.remove(key);
     }
     doc.entry("description").or_insert(json!(""));

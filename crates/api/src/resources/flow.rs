@@ -28,7 +28,9 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/applications/{applicationId}/flows/{flowId}/storage",
-            get(storage_entries).patch(set_storage_entry).delete(clear_storage_entries),
+            get(storage_entries)
+                .patch(set_storage_entry)
+                .delete(clear_storage_entries),
         )
         .route(
             "/applications/{applicationId}/flows/{flowId}/storage-metadata",
@@ -57,7 +59,10 @@ async fn fetch(
 ) -> ApiResult<Json<Value>> {
     who.require(Action::FlowGet, Some(&application_id))?;
     params.bool("includeCustomNodes", false)?;
-    Ok(Json(present(load(&state, &application_id, &flow_id).await?, params.links())))
+    Ok(Json(present(
+        load(&state, &application_id, &flow_id).await?,
+        params.links(),
+    )))
 }
 
 async fn patch(
@@ -72,7 +77,12 @@ async fn patch(
     let current = load(&state, &application_id, &flow_id).await?;
     let changes = into_object(body.validated(SchemaName::FlowPatch)?)?;
     if let Some(version_id) = changes.get("defaultVersionId").and_then(Value::as_str) {
-        if state.store.get_version(&flow_id, version_id).await?.is_none() {
+        if state
+            .store
+            .get_version(&flow_id, version_id)
+            .await?
+            .is_none()
+        {
             return Err(ApiError::validation(format!(
                 "defaultVersionId: this workflow has no version with id {version_id}"
             )));
@@ -108,7 +118,9 @@ async fn storage_entries(
 ) -> ApiResult<Json<Value>> {
     who.require(Action::FlowGetStorageEntries, Some(&application_id))?;
     load(&state, &application_id, &flow_id).await?;
-    Ok(Json(Value::Object(state.store.storage_entries(&flow_id).await?)))
+    Ok(Json(Value::Object(
+        state.store.storage_entries(&flow_id).await?,
+    )))
 }
 
 async fn storage_metadata(
@@ -119,7 +131,9 @@ async fn storage_metadata(
     who.require(Action::FlowGetStorageEntriesMetadata, Some(&application_id))?;
     load(&state, &application_id, &flow_id).await?;
     let meta = state.store.storage_metadata(&flow_id).await?;
-    Ok(Json(json!({ "memoryUsed": meta.memory_used, "keysCount": meta.keys_count })))
+    Ok(Json(
+        json!({ "memoryUsed": meta.memory_used, "keysCount": meta.keys_count }),
+    ))
 }
 
 async fn set_storage_entry(
@@ -139,8 +153,12 @@ async fn set_storage_entry(
             state.store.storage_delete(&flow_id, key).await?;
         }
         Some(value) => {
-            let text = encode_value(key, value).map_err(|e| ApiError::validation(format!("value: {e}")))?;
-            state.store.storage_set(&flow_id, key, &text, state.limits.storage).await?;
+            let text = encode_value(key, value)
+                .map_err(|e| ApiError::validation(format!("value: {e}")))?;
+            state
+                .store
+                .storage_set(&flow_id, key, &text, state.limits.storage)
+                .await?;
         }
     }
     Ok(Json(success()))

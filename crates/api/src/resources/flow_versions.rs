@@ -26,8 +26,14 @@ use serde_json::{json, Map, Value};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/applications/{applicationId}/flows/{flowId}/versions", get(list).post(create))
-        .route("/applications/{applicationId}/flows/{flowId}/versions/delete", post(delete_many))
+        .route(
+            "/applications/{applicationId}/flows/{flowId}/versions",
+            get(list).post(create),
+        )
+        .route(
+            "/applications/{applicationId}/flows/{flowId}/versions/delete",
+            post(delete_many),
+        )
 }
 
 const LIST: ListSpec = ListSpec {
@@ -46,15 +52,33 @@ const RESERVED_NAMES: &[&str] = &["develop", "default"];
 
 /// Fields a client may set on a version (the `flowVersionPost` schema's properties).
 const CLIENT_FIELDS: &[&str] = &[
-    "version", "notes", "enabled", "triggers", "nodes", "globals", "minimumAgentVersion",
+    "version",
+    "notes",
+    "enabled",
+    "triggers",
+    "nodes",
+    "globals",
+    "minimumAgentVersion",
     "customNodeConfig",
 ];
 
 /// A flow version document as a response.
 pub fn present(doc: Value, links: bool) -> Value {
-    let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let app = doc.get("applicationId").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let flow_id = doc.get("flowId").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let id = doc
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let app = doc
+        .get("applicationId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let flow_id = doc
+        .get("flowId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     decorate(
         doc,
         "flowVersion",
@@ -77,7 +101,10 @@ pub fn new_version(
     who: &Principal,
 ) -> ApiResult<Map<String, Value>> {
     fields.retain(|k, _| CLIENT_FIELDS.contains(&k.as_str()));
-    let name = fields.get("version").and_then(Value::as_str).unwrap_or_default();
+    let name = fields
+        .get("version")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(name)) {
         return Err(ApiError::validation(format!(
             "version: \"{name}\" is reserved and cannot name a version"
@@ -108,7 +135,10 @@ async fn list(
     let list = LIST.parse(&params)?;
     let advanced = params.json("query", SchemaName::AdvancedFlowVersionQuery)?;
     let (page, list) = match advanced {
-        None => (state.store.list_versions(&flow_id, &list.query).await?, list),
+        None => (
+            state.store.list_versions(&flow_id, &list.query).await?,
+            list,
+        ),
         Some(query) => {
             let mut selected = Vec::new();
             for version in state.store.all_versions(&flow_id).await? {
@@ -120,25 +150,46 @@ async fn list(
             }
             sort_versions(&mut selected, list.sort_field, list.query.direction);
             let total_count = selected.len() as u64;
-            let start = list.query.page.saturating_mul(list.query.per_page).min(total_count) as usize;
-            let items = selected.into_iter().skip(start).take(list.query.per_page as usize).collect();
+            let start = list
+                .query
+                .page
+                .saturating_mul(list.query.per_page)
+                .min(total_count) as usize;
+            let items = selected
+                .into_iter()
+                .skip(start)
+                .take(list.query.per_page as usize)
+                .collect();
             (flowd_store::Page { items, total_count }, list)
         }
     };
-    let items = page.items.iter().cloned().map(|d| present(d, params.links())).collect();
+    let items = page
+        .items
+        .iter()
+        .cloned()
+        .map(|d| present(d, params.links()))
+        .collect();
     let mut body = list.envelope(page, items);
     body["applicationId"] = json!(application_id);
     body["flowId"] = json!(flow_id);
     Ok(Json(decorate(
         body,
         "flowVersions",
-        &[("self", href::versions(&application_id, &flow_id)), ("flow", href::flow(&application_id, &flow_id))],
+        &[
+            ("self", href::versions(&application_id, &flow_id)),
+            ("flow", href::flow(&application_id, &flow_id)),
+        ],
         params.links(),
     )))
 }
 
 fn sort_versions(versions: &mut [Value], field: &str, direction: flowd_store::SortDirection) {
-    let key = |v: &Value| v.get(field).and_then(Value::as_str).unwrap_or_default().to_lowercase();
+    let key = |v: &Value| {
+        v.get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_lowercase()
+    };
     versions.sort_by(|a, b| {
         let order = key(a).cmp(&key(b));
         match direction {
@@ -162,7 +213,11 @@ async fn create(
     let fields = into_object(body.validated(SchemaName::FlowVersionPost)?)?;
     let flow_class = flow.get("flowClass").cloned().unwrap_or(json!("cloud"));
     let mut doc = new_version(fields, &application_id, &flow_id, flow_class, &who)?;
-    let name = doc.get("version").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let name = doc
+        .get("version")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     if let Some(existing) = state.store.get_version(&flow_id, &name).await? {
         if !replace {
             return Err(ApiError::validation(format!(
@@ -170,7 +225,13 @@ async fn create(
             )));
         }
         if existing.get("version").and_then(Value::as_str) == Some(name.as_str()) {
-            for kept in ["id", "flowVersionId", "creationDate", "createdById", "createdByType"] {
+            for kept in [
+                "id",
+                "flowVersionId",
+                "creationDate",
+                "createdById",
+                "createdByType",
+            ] {
                 if let Some(value) = existing.get(kept) {
                     doc.insert(kept.into(), value.clone());
                 }
@@ -202,7 +263,10 @@ async fn delete_many(
         if !matched {
             continue;
         }
-        let id = version.get("id").and_then(Value::as_str).unwrap_or_default();
+        let id = version
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if Some(id) == default_version {
             failed += 1;
         } else if state.store.delete_version(&flow_id, id).await? {

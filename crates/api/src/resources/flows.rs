@@ -21,7 +21,10 @@ use std::collections::HashMap;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/applications/{applicationId}/flows", get(list).post(create))
+        .route(
+            "/applications/{applicationId}/flows",
+            get(list).post(create),
+        )
         .route("/applications/{applicationId}/flows/import", post(import))
 }
 
@@ -41,15 +44,34 @@ const FLOW_CLASSES: &[&str] = &["cloud", "edge", "embedded", "customNode", "expe
 /// Fields a client may set on a flow (the `flowPost` schema's properties); the rest are the
 /// server's.
 const CLIENT_FIELDS: &[&str] = &[
-    "name", "description", "shortDescription", "iconData", "docsUrl", "category", "enabled",
-    "triggers", "nodes", "globals", "flowClass", "minimumAgentVersion", "customNodeConfig",
+    "name",
+    "description",
+    "shortDescription",
+    "iconData",
+    "docsUrl",
+    "category",
+    "enabled",
+    "triggers",
+    "nodes",
+    "globals",
+    "flowClass",
+    "minimumAgentVersion",
+    "customNodeConfig",
     "customNodeSupports",
 ];
 
 /// A flow document as a response.
 pub fn present(doc: Value, links: bool) -> Value {
-    let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let app = doc.get("applicationId").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let id = doc
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let app = doc
+        .get("applicationId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     decorate(
         doc,
         "flow",
@@ -115,10 +137,12 @@ async fn matches_trigger_filter(
     let triggers = source.get("triggers").and_then(Value::as_array);
     Ok(filters.iter().any(|filter| {
         triggers.into_iter().flatten().any(|trigger| {
-            ["type", "key"].iter().all(|field| match filter.get(*field) {
-                None => true,
-                Some(wanted) => trigger.get(*field) == Some(wanted),
-            })
+            ["type", "key"]
+                .iter()
+                .all(|field| match filter.get(*field) {
+                    None => true,
+                    Some(wanted) => trigger.get(*field) == Some(wanted),
+                })
         })
     }))
 }
@@ -135,14 +159,21 @@ fn trigger_filter(params: &Params) -> ApiResult<Option<Vec<Value>>> {
     }
     let mut entries: std::collections::BTreeMap<usize, Map<String, Value>> = Default::default();
     for (name, value) in &params.0 {
-        let Some(rest) = name.strip_prefix("triggerFilter[") else { continue };
+        let Some(rest) = name.strip_prefix("triggerFilter[") else {
+            continue;
+        };
         let parsed = rest.split_once("][").and_then(|(index, field)| {
             Some((index.parse::<usize>().ok()?, field.strip_suffix(']')?))
         });
         let Some((index, field)) = parsed.filter(|(_, f)| *f == "type" || *f == "key") else {
-            return Err(ApiError::validation(format!("{name} is not a trigger filter field")));
+            return Err(ApiError::validation(format!(
+                "{name} is not a trigger filter field"
+            )));
         };
-        entries.entry(index).or_default().insert(field.to_owned(), json!(value));
+        entries
+            .entry(index)
+            .or_default()
+            .insert(field.to_owned(), json!(value));
     }
     Ok((!entries.is_empty()).then(|| entries.into_values().map(Value::Object).collect()))
 }
@@ -174,10 +205,22 @@ async fn list(
                 direction: list.query.direction,
                 page: 0,
                 per_page: u64::MAX / 2,
-                filter: if advanced.is_some() { None } else { list.query.filter.clone() },
-                flow_class: if advanced.is_some() { None } else { Some(flow_class.to_owned()) },
+                filter: if advanced.is_some() {
+                    None
+                } else {
+                    list.query.filter.clone()
+                },
+                flow_class: if advanced.is_some() {
+                    None
+                } else {
+                    Some(flow_class.to_owned())
+                },
             };
-            let all = state.store.list_flows(&application_id, &everything).await?.items;
+            let all = state
+                .store
+                .list_flows(&application_id, &everything)
+                .await?
+                .items;
             let mut selected = Vec::new();
             for flow in all {
                 let keep = match (&advanced, &triggers) {
@@ -195,12 +238,25 @@ async fn list(
                 list.filter_field = None;
             }
             let total_count = selected.len() as u64;
-            let start = list.query.page.saturating_mul(list.query.per_page).min(total_count) as usize;
-            let items = selected.into_iter().skip(start).take(list.query.per_page.min(MAX_PER_PAGE) as usize).collect();
+            let start = list
+                .query
+                .page
+                .saturating_mul(list.query.per_page)
+                .min(total_count) as usize;
+            let items = selected
+                .into_iter()
+                .skip(start)
+                .take(list.query.per_page.min(MAX_PER_PAGE) as usize)
+                .collect();
             Page { items, total_count }
         }
     };
-    let items = page.items.iter().cloned().map(|d| present(d, params.links())).collect();
+    let items = page
+        .items
+        .iter()
+        .cloned()
+        .map(|d| present(d, params.links()))
+        .collect();
     let mut body = list.envelope(page, items);
     body["applicationId"] = json!(application_id);
     if advanced.is_none() {
@@ -209,7 +265,10 @@ async fn list(
     Ok(Json(decorate(
         body,
         "flows",
-        &[("self", href::flows(&application_id)), ("application", href::application(&application_id))],
+        &[
+            ("self", href::flows(&application_id)),
+            ("application", href::application(&application_id)),
+        ],
         params.links(),
     )))
 }
@@ -236,8 +295,14 @@ async fn import(
     application::load(&state, &application_id).await?;
     let body = body.validated(SchemaName::FlowsImportPost)?;
     let empty = Vec::new();
-    let flows_in = body.get("flows").and_then(Value::as_array).unwrap_or(&empty);
-    let versions_in = body.get("flowVersions").and_then(Value::as_array).unwrap_or(&empty);
+    let flows_in = body
+        .get("flows")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    let versions_in = body
+        .get("flowVersions")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
 
     // New ids first, so references between the imported documents can be rewritten.
     let mut flow_ids: HashMap<String, String> = HashMap::new();
@@ -255,11 +320,20 @@ async fn import(
             .map_err(|e| ApiError::validation(format!("flows[{index}]: {e}")))?;
         // Decision 3: imported flows start disabled.
         doc.insert("enabled".into(), json!(false));
-        let new_id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let new_id = doc
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         if let Some(old) = flow.get("id").and_then(Value::as_str) {
             flow_ids.insert(old.to_owned(), new_id);
         }
-        flows.push((flow.get("defaultVersionId").and_then(Value::as_str).map(str::to_owned), doc));
+        flows.push((
+            flow.get("defaultVersionId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            doc,
+        ));
     }
 
     let mut versions = Vec::with_capacity(versions_in.len());
@@ -286,7 +360,13 @@ async fn import(
         )
         .map_err(|e| ApiError::validation(format!("flowVersions[{index}]: {e}")))?;
         if let Some(old) = old_id {
-            version_ids.insert(old, doc.get("id").and_then(Value::as_str).unwrap_or_default().to_owned());
+            version_ids.insert(
+                old,
+                doc.get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
         }
         if let Some(nodes) = doc.get_mut("nodes") {
             remap_flow_references(nodes, &flow_ids);

@@ -67,7 +67,9 @@ impl Server {
     /// Sends SIGTERM, waits for the exit, and returns its status and what flowd printed.
     pub fn stop(&mut self) -> (std::process::ExitStatus, String) {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
@@ -78,13 +80,22 @@ impl Server {
                 }
                 return (status, printed);
             }
-            assert!(Instant::now() < deadline, "flowd did not stop within 20 s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "flowd did not stop within 20 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     /// Sends a request with a token and an optional JSON body; returns status and JSON body.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -95,12 +106,22 @@ impl Server {
         let response = request.send().await.expect("request sent");
         let status = response.status();
         let text = response.text().await.expect("body read");
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, value)
     }
 
     /// A raw body (for malformed JSON tests).
-    pub async fn call_raw(&self, method: Method, path: &str, token: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
         let response = self
             .client
             .request(method, format!("{}{path}", self.base))
@@ -116,28 +137,68 @@ impl Server {
     }
 
     /// As the owner: expects `status`, checks the body against `schema`, returns it.
-    pub async fn ok(&self, method: Method, path: &str, body: Option<&Value>, status: u16, schema: SchemaName) -> Value {
-        let (got, value) = self.call(method.clone(), path, Some(OWNER_TOKEN), body).await;
-        assert_eq!(got.as_u16(), status, "{method} {path} answered {got}: {value}");
+    pub async fn ok(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        status: u16,
+        schema: SchemaName,
+    ) -> Value {
+        let (got, value) = self
+            .call(method.clone(), path, Some(OWNER_TOKEN), body)
+            .await;
+        assert_eq!(
+            got.as_u16(),
+            status,
+            "{method} {path} answered {got}: {value}"
+        );
         assert_schema(schema, &value);
         value
     }
 
     pub async fn create_application(&self, name: &str) -> String {
         let app = self
-            .ok(Method::POST, "/applications", Some(&serde_json::json!({"name": name})), 201, SchemaName::Application)
+            .ok(
+                Method::POST,
+                "/applications",
+                Some(&serde_json::json!({"name": name})),
+                201,
+                SchemaName::Application,
+            )
             .await;
         app["id"].as_str().expect("id").to_owned()
     }
 
     pub async fn create_token(&self, app: &str, scope: &[&str]) -> (String, Value) {
         let body = serde_json::json!({"name": "t", "scope": scope});
-        let doc = self.ok(Method::POST, &format!("/applications/{app}/tokens"), Some(&body), 201, SchemaName::ApiToken).await;
-        (doc["token"].as_str().expect("token shown on creation").to_owned(), doc)
+        let doc = self
+            .ok(
+                Method::POST,
+                &format!("/applications/{app}/tokens"),
+                Some(&body),
+                201,
+                SchemaName::ApiToken,
+            )
+            .await;
+        (
+            doc["token"]
+                .as_str()
+                .expect("token shown on creation")
+                .to_owned(),
+            doc,
+        )
     }
 
     pub async fn create_flow(&self, app: &str, body: &Value) -> Value {
-        self.ok(Method::POST, &format!("/applications/{app}/flows"), Some(body), 201, SchemaName::Flow).await
+        self.ok(
+            Method::POST,
+            &format!("/applications/{app}/flows"),
+            Some(body),
+            201,
+            SchemaName::Flow,
+        )
+        .await
     }
 }
 
@@ -161,12 +222,19 @@ pub fn assert_schema(schema: SchemaName, value: &Value) {
 /// message mentions `needle`.
 pub fn assert_error(got: (StatusCode, Value), status: u16, kind: &str, needle: &str) {
     let (code, body) = got;
-    assert_eq!(code.as_u16(), status, "expected {status} {kind}, got {code}: {body}");
+    assert_eq!(
+        code.as_u16(),
+        status,
+        "expected {status} {kind}, got {code}: {body}"
+    );
     assert_schema(SchemaName::Error, &body);
     assert_eq!(body["type"], kind, "{body}");
     let message = body["message"].as_str().unwrap_or_default();
     assert!(!message.is_empty(), "error without a message: {body}");
-    assert!(message.contains(needle), "message {message:?} does not mention {needle:?}");
+    assert!(
+        message.contains(needle),
+        "message {message:?} does not mention {needle:?}"
+    );
 }
 
 /// A small flow with a button wired to a debug node.
