@@ -44,16 +44,31 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+fn read_file(path: Option<&PathBuf>) -> Result<FileSettings, ConfigError> {
+    match path {
+        None => Ok(FileSettings::default()),
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.clone(), e))?;
+            toml::from_str(&text).map_err(|e| ConfigError::Parse(path.clone(), e))
+        }
+    }
+}
+
+/// The data dir alone, for commands that only open the store.
+pub fn data_dir_only(
+    data_dir: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> Result<PathBuf, ConfigError> {
+    let file = read_file(config.as_ref())?;
+    Ok(data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| DEFAULT_DATA_DIR.into()))
+}
+
 impl Settings {
     pub fn resolve(args: ServeArgs) -> Result<Settings, ConfigError> {
-        let file = match &args.config {
-            None => FileSettings::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError::Read(path.clone(), e))?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse(path.clone(), e))?
-            }
-        };
+        let file = read_file(args.config.as_ref())?;
         let log_format = args
             .log_format
             .or(file.log_format)

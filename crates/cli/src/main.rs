@@ -6,6 +6,7 @@
 
 mod config;
 mod serve;
+mod token;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -26,6 +27,44 @@ struct Cli {
 enum Command {
     /// Run the API server.
     Serve(ServeArgs),
+    /// Make, list and revoke user-level API tokens on a data dir.
+    Token {
+        /// Directory holding the database.
+        #[arg(long, env = "FLOWD_DATA_DIR", global = true)]
+        data_dir: Option<PathBuf>,
+        /// A TOML file with settings (only `data-dir` is used here).
+        #[arg(long, env = "FLOWD_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+/// `flowd token` subcommands.
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Make a user token (it reaches every application) and print its value once.
+    Create {
+        /// A name for the token.
+        #[arg(long)]
+        name: String,
+        /// A scope, e.g. all.User.read or all.User.bounded; repeat for several.
+        #[arg(long = "scope", required = true)]
+        scope: Vec<String>,
+        /// What the token is for.
+        #[arg(long)]
+        description: Option<String>,
+        /// When it stops working (RFC 3339, e.g. 2027-01-01T00:00:00Z).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List user tokens: id, name, status, scope, expiration.
+    List,
+    /// Delete a user token by id.
+    Revoke {
+        /// The token's id (from `flowd token list`).
+        id: String,
+    },
 }
 
 /// Flags of `flowd serve`; each is also read from its environment variable.
@@ -45,9 +84,43 @@ pub struct ServeArgs {
     pub log_format: Option<String>,
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("flowd: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Token {
+            data_dir,
+            config,
+            command,
+        } => {
+            let data_dir = match config::data_dir_only(data_dir, config) {
+                Ok(dir) => dir,
+                Err(e) => {
+                    eprintln!("flowd: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let runtime = match runtime() {
+                Ok(runtime) => runtime,
+                Err(code) => return code,
+            };
+            match runtime.block_on(token::run(&data_dir, command)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("flowd: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(args) => {
             let settings = match config::Settings::resolve(args) {
                 Ok(settings) => settings,

@@ -32,11 +32,17 @@ impl Server {
 
     /// A server on `dir`, optionally with `FLOWD_OWNER_TOKEN` set.
     pub async fn start_in(dir: &Path, owner_token: Option<&str>) -> Server {
+        Server::start_with(dir, owner_token, &[]).await
+    }
+
+    /// A server on `dir` with extra `serve` flags.
+    pub async fn start_with(dir: &Path, owner_token: Option<&str>, flags: &[&str]) -> Server {
         let _ = std::fs::remove_file(dir.join("listen-addr"));
         let mut command = Command::new(env!("CARGO_BIN_EXE_flowd"));
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
+            .args(flags)
             .env_remove("FLOWD_OWNER_TOKEN")
             .env("FLOWD_LOG", "warn")
             .stdout(Stdio::piped())
