@@ -46,6 +46,11 @@ impl ListSpec {
             };
         let page = params.uint("page", 0, u32::MAX as u64)?;
         let per_page = params.uint("perPage", 100, MAX_PER_PAGE)?;
+        if per_page == 0 {
+            return Err(crate::error::ApiError::validation(format!(
+                "perPage must be from 1 to {MAX_PER_PAGE}"
+            )));
+        }
         let filter = params.get("filter").map(str::to_owned);
         let filter_field = match params.get("filterField") {
             None => None,

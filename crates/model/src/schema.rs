@@ -160,10 +160,16 @@ pub fn validate(name: SchemaName, instance: &Value) -> Result<(), SchemaViolatio
         None => Ok(()),
         Some(error) => {
             let pointer = error.instance_path.to_string();
-            let message = error.to_string();
+            let message = readable_patterns(error.to_string());
             Err(explain(schema, instance, &pointer, &message))
         }
     }
+}
+
+/// The validator prints the id pattern `^[A-Fa-f\d]{24}$` after translating `\d`, as
+/// `[A-Fa-f[0-9]]`; give users the pattern as the schema writes it.
+fn readable_patterns(message: String) -> String {
+    message.replace("[A-Fa-f[0-9]]", "[A-Fa-f\\d]")
 }
 
 /// Turns a JSON pointer (`/triggers/0/config`) into the dotted form users write
@@ -318,6 +324,15 @@ mod tests {
         let body = json!({"name": "f", "triggers": [{"type": "virtualButton", "key": "k", "outputIds": [["a"]]}],
             "nodes": [{"id": "a", "type": "DebugNode", "config": {}, "outputIds": [[]]}]});
         validate(SchemaName::FlowPost, &body).unwrap();
+    }
+
+    #[test]
+    fn id_patterns_print_as_written() {
+        let err = validate(SchemaName::FlowVersionPatch, &json!({"notes": 5})).unwrap_err();
+        assert!(err.0.starts_with("notes:"), "{err}");
+        let body = json!({"flows": [{"id": "xyz", "name": "f"}]});
+        let err = validate(SchemaName::FlowsImportPost, &body).unwrap_err();
+        assert!(err.0.contains(r"^[A-Fa-f\d]{24}$"), "{err}");
     }
 
     #[test]
