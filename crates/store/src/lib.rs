@@ -3,7 +3,8 @@
 //! Persistence behind traits, so the API and the engine never know which database holds the data.
 //!
 //! * [`Store`] — everything flowd keeps, as one object: applications, API tokens, flows, flow
-//!   versions and workflow storage (one sub-trait each, in [`traits`]).
+//!   versions and workflow storage (one sub-trait each, in [`traits`]), and run accounting
+//!   (stats, errors and logs, in [`accounting`]).
 //! * [`sqlite`] — the default, embedded implementation (one file in the data dir, WAL, versioned
 //!   migrations, foreign keys). Blocking SQLite calls run on tokio's blocking pool, never on the
 //!   async executor threads.
@@ -12,11 +13,13 @@
 //! columns the API sorts and filters by. The store does not interpret the documents beyond those
 //! columns; the API owns their shape. No SQLite type crosses the trait.
 
+pub mod accounting;
 pub mod error;
 pub mod query;
 pub mod sqlite;
 pub mod traits;
 
+pub use accounting::*;
 pub use error::{StoreError, StoreResult};
 pub use query::{Column, ListQuery, Page, SortDirection};
 pub use traits::*;

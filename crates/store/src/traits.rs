@@ -4,7 +4,7 @@
 //! Documents go in and come out as JSON objects in Losant's shape (without `_type`/`_links`,
 //! which the API adds). Ids are chosen by the caller. Every write answers only once committed.
 
-use crate::{ListQuery, Page, StoreResult};
+use crate::{AccountingStore, ListQuery, Page, StoreResult};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
@@ -99,12 +99,43 @@ pub trait StorageStore: Send + Sync {
     ) -> StoreResult<()>;
     async fn storage_delete(&self, flow_id: &str, key: &str) -> StoreResult<bool>;
     async fn storage_clear(&self, flow_id: &str) -> StoreResult<()>;
+    /// Applies a batch of writes, in order, in one transaction (the engine's group commit).
+    /// Writes to flows that no longer exist are skipped, not errors: a flow deleted while its
+    /// runs' writes were queued must not fail the batch of every other flow. Caps are the
+    /// caller's business here (the engine enforces them in memory before queueing).
+    async fn storage_apply(&self, batch: &[StorageWrite]) -> StoreResult<()>;
+}
+
+/// One write of a storage batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageWrite {
+    /// Upsert `key` with compact JSON `value_json`.
+    Set {
+        flow_id: String,
+        key: String,
+        value_json: String,
+    },
+    Delete {
+        flow_id: String,
+        key: String,
+    },
+    /// Delete every entry of the flow.
+    Clear {
+        flow_id: String,
+    },
 }
 
 /// Everything flowd keeps.
 #[async_trait]
 pub trait Store:
-    ApplicationStore + TokenStore + FlowStore + FlowVersionStore + StorageStore + Send + Sync
+    ApplicationStore
+    + TokenStore
+    + FlowStore
+    + FlowVersionStore
+    + StorageStore
+    + AccountingStore
+    + Send
+    + Sync
 {
     /// Flushes and closes; called once at shutdown after requests have drained.
     async fn close(&self) -> StoreResult<()>;

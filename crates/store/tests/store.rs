@@ -7,7 +7,8 @@
 use flowd_model::{id::new_id, time::now_iso};
 use flowd_store::sqlite::SqliteStore;
 use flowd_store::{
-    Column, ListQuery, Page, SortDirection, StorageCaps, StorageMetadata, Store, StoreError,
+    Column, ListQuery, Page, RunError, RunFilter, RunLogEntry, RunRecord, RunSummary, RunVersion,
+    SortDirection, StatsBucket, StorageCaps, StorageMetadata, Store, StoreError, StoredRunError,
     TokenRecord,
 };
 use serde_json::{json, Map, Value};
@@ -1403,6 +1404,1067 @@ async fn storage_caps(store: &dyn Store) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Run accounting
+// ---------------------------------------------------------------------------------------------
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+/// 2023-11-15T00:00:00Z: aligned to the day, so to every resolution used here.
+const T0: i64 = 1_700_006_400_000;
+const RING: usize = 1_000;
+
+fn named(v: &Value) -> RunVersion {
+    RunVersion::Named {
+        id: id(v).to_owned(),
+        name: v["version"].as_str().expect("version name").to_owned(),
+    }
+}
+
+/// A run with one completed path, no errors and no device.
+fn run(flow: &Value, version: RunVersion, started_ms: i64, wall_time_ms: u64) -> RunRecord {
+    RunRecord {
+        application_id: flow["applicationId"].as_str().unwrap().to_owned(),
+        flow_id: id(flow).to_owned(),
+        version,
+        device_id: None,
+        started_ms,
+        wall_time_ms,
+        paths_completed: 1,
+        paths_failed: 0,
+        errors: Vec::new(),
+    }
+}
+
+fn on_device(mut run: RunRecord, device: &str) -> RunRecord {
+    run.device_id = Some(device.to_owned());
+    run
+}
+
+fn paths(mut run: RunRecord, completed: u64, failed: u64) -> RunRecord {
+    run.paths_completed = completed;
+    run.paths_failed = failed;
+    run
+}
+
+fn run_error(time_ms: i64, node: Option<&str>, name: &str, message: &str) -> RunError {
+    RunError {
+        time_ms,
+        node_id: node.map(str::to_owned),
+        node_label: node.map(|n| format!("label of {n}")),
+        name: name.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+fn with_errors(mut run: RunRecord, errors: Vec<RunError>) -> RunRecord {
+    run.errors = errors;
+    run
+}
+
+fn bucket(time_ms: i64, run_count: u64, completed: u64, failed: u64, wall: u64) -> StatsBucket {
+    StatsBucket {
+        time_ms,
+        run_count,
+        paths_completed: completed,
+        paths_failed: failed,
+        wall_time_ms: wall,
+    }
+}
+
+fn empty(time_ms: i64) -> StatsBucket {
+    bucket(time_ms, 0, 0, 0, 0)
+}
+
+fn any_run() -> RunFilter {
+    RunFilter::default()
+}
+
+fn only(version: RunVersion) -> RunFilter {
+    RunFilter {
+        version: Some(version),
+        device_id: None,
+    }
+}
+
+fn device(device_id: &str) -> RunFilter {
+    RunFilter {
+        version: None,
+        device_id: Some(device_id.to_owned()),
+    }
+}
+
+fn limit_exceeded<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    match result {
+        Err(StoreError::LimitExceeded(_)) => {}
+        other => panic!("expected LimitExceeded, got {other:?}"),
+    }
+}
+
+async fn accounting_stats(store: &dyn Store) {
+    let (_, f) = app_with_flow(store).await;
+    let (_, other) = app_with_flow(store).await;
+    let v1 = version(&f, "v1");
+    store.insert_version(&v1, false).await.unwrap();
+    let (dev, v1) = (RunVersion::Develop, named(&v1));
+    let flow_id = id(&f);
+
+    store
+        .record_runs(
+            &[
+                // Minute 0: two develop runs.
+                paths(run(&f, dev.clone(), T0, 100), 2, 0),
+                paths(run(&f, dev.clone(), T0 + 30_000, 50), 1, 1),
+                // Minute 1, and the last millisecond of minute 1.
+                run(&f, dev.clone(), T0 + MINUTE + 1_000, 10),
+                run(&f, dev.clone(), T0 + 2 * MINUTE - 1, 5),
+                // Minute 2: v1 on a device.
+                on_device(paths(run(&f, v1.clone(), T0 + 2 * MINUTE, 200), 3, 0), "d1"),
+                // Hour 1: v1 on another device.
+                on_device(run(&f, v1.clone(), T0 + HOUR + 5 * MINUTE, 7), "d2"),
+                // Hour 3: develop.
+                paths(run(&f, dev.clone(), T0 + 3 * HOUR + 5_000, 1_000), 0, 4),
+                // Another flow, same times: never counted for this one.
+                run(&other, dev.clone(), T0, 999),
+                run(&other, dev.clone(), T0 + HOUR, 999),
+            ],
+            RING,
+        )
+        .await
+        .unwrap();
+
+    // One-minute resolution, with the empty minute after the v1 run filled with zeros.
+    let minutes = store
+        .stats(flow_id, &any_run(), T0, T0 + 4 * MINUTE, MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(
+        minutes,
+        [
+            bucket(T0, 2, 3, 1, 150),
+            bucket(T0 + MINUTE, 2, 2, 0, 15),
+            bucket(T0 + 2 * MINUTE, 1, 3, 0, 200),
+            empty(T0 + 3 * MINUTE),
+        ]
+    );
+
+    // One-hour resolution: hour 2 is empty.
+    let hours = store
+        .stats(flow_id, &any_run(), T0, T0 + 4 * HOUR, HOUR)
+        .await
+        .unwrap();
+    assert_eq!(
+        hours,
+        [
+            bucket(T0, 5, 8, 1, 365),
+            bucket(T0 + HOUR, 1, 1, 0, 7),
+            empty(T0 + 2 * HOUR),
+            bucket(T0 + 3 * HOUR, 1, 0, 4, 1_000),
+        ]
+    );
+
+    // A window with nothing in it is all zeros, one bucket per resolution.
+    let before = store
+        .stats(flow_id, &any_run(), T0 - 24 * HOUR, T0, HOUR)
+        .await
+        .unwrap();
+    assert_eq!(before.len(), 24);
+    assert!(before
+        .iter()
+        .all(|b| b.run_count == 0 && b.wall_time_ms == 0));
+    assert_eq!(before[0].time_ms, T0 - 24 * HOUR);
+    assert_eq!(before[23].time_ms, T0 - HOUR);
+    // A flow without runs, and a flow that does not exist, answer zeros too.
+    let (_, idle) = app_with_flow(store).await;
+    for flow_id in [id(&idle).to_owned(), new_id()] {
+        let buckets = store
+            .stats(&flow_id, &any_run(), T0, T0 + 2 * HOUR, HOUR)
+            .await
+            .unwrap();
+        assert_eq!(buckets, [empty(T0), empty(T0 + HOUR)]);
+    }
+
+    // Buckets are aligned to the resolution, not to the window: the first holds `start`, the
+    // last holds the instant before `end`, and each counts its whole span.
+    let unaligned = store
+        .stats(
+            flow_id,
+            &any_run(),
+            T0 + 30 * MINUTE,
+            T0 + 3 * HOUR + 1,
+            HOUR,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        unaligned,
+        [
+            bucket(T0, 5, 8, 1, 365),
+            bucket(T0 + HOUR, 1, 1, 0, 7),
+            empty(T0 + 2 * HOUR),
+            bucket(T0 + 3 * HOUR, 1, 0, 4, 1_000),
+        ]
+    );
+    // `end` itself is excluded: a window ending on a boundary stops before that bucket.
+    let hours: Vec<i64> = store
+        .stats(flow_id, &any_run(), T0 + 1, T0 + 3 * HOUR, HOUR)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.time_ms)
+        .collect();
+    assert_eq!(hours, [T0, T0 + HOUR, T0 + 2 * HOUR]);
+    // A resolution that is not a divisor of an hour still aligns to the epoch.
+    let odd = store
+        .stats(flow_id, &any_run(), T0, T0 + 3 * MINUTE, 7 * MINUTE)
+        .await
+        .unwrap();
+    let first = T0.div_euclid(7 * MINUTE) * 7 * MINUTE;
+    assert_eq!(odd.len(), 1);
+    assert_eq!(odd[0].time_ms, first);
+    assert_eq!(odd[0].time_ms % (7 * MINUTE), 0);
+
+    // Version filters: develop only, a named version by id, and all (above).
+    let develop = store
+        .stats(flow_id, &only(dev.clone()), T0, T0 + 4 * HOUR, HOUR)
+        .await
+        .unwrap();
+    assert_eq!(
+        develop,
+        [
+            bucket(T0, 4, 5, 1, 165),
+            empty(T0 + HOUR),
+            empty(T0 + 2 * HOUR),
+            bucket(T0 + 3 * HOUR, 1, 0, 4, 1_000),
+        ]
+    );
+    let by_id = store
+        .stats(flow_id, &only(v1.clone()), T0, T0 + 2 * HOUR, HOUR)
+        .await
+        .unwrap();
+    assert_eq!(
+        by_id,
+        [bucket(T0, 1, 3, 0, 200), bucket(T0 + HOUR, 1, 1, 0, 7)]
+    );
+    // Matched by id: the name given with it does not matter.
+    let RunVersion::Named { id: v1_id, .. } = &v1 else {
+        unreachable!()
+    };
+    let renamed = RunVersion::Named {
+        id: v1_id.clone(),
+        name: "whatever".into(),
+    };
+    assert_eq!(
+        store
+            .stats(flow_id, &only(renamed), T0, T0 + 2 * HOUR, HOUR)
+            .await
+            .unwrap(),
+        by_id
+    );
+    let unknown = RunVersion::Named {
+        id: new_id(),
+        name: "v1".into(),
+    };
+    assert_eq!(
+        store
+            .stats(flow_id, &only(unknown), T0, T0 + 2 * HOUR, HOUR)
+            .await
+            .unwrap(),
+        [empty(T0), empty(T0 + HOUR)]
+    );
+
+    // Device filter, alone and with a version.
+    assert_eq!(
+        store
+            .stats(flow_id, &device("d1"), T0, T0 + 2 * HOUR, HOUR)
+            .await
+            .unwrap(),
+        [bucket(T0, 1, 3, 0, 200), empty(T0 + HOUR)]
+    );
+    assert_eq!(
+        store
+            .stats(flow_id, &device("d2"), T0, T0 + 2 * HOUR, HOUR)
+            .await
+            .unwrap(),
+        [empty(T0), bucket(T0 + HOUR, 1, 1, 0, 7)]
+    );
+    let develop_on_d1 = RunFilter {
+        version: Some(dev.clone()),
+        device_id: Some("d1".into()),
+    };
+    assert_eq!(
+        store
+            .stats(flow_id, &develop_on_d1, T0, T0 + 2 * HOUR, HOUR)
+            .await
+            .unwrap(),
+        [empty(T0), empty(T0 + HOUR)]
+    );
+
+    // A later batch adds to the same minute rather than replacing it.
+    store
+        .record_runs(
+            &[
+                paths(run(&f, dev.clone(), T0 + 59_999, 1), 0, 0),
+                on_device(run(&f, dev.clone(), T0 + 10, 2), "d1"),
+            ],
+            RING,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .stats(flow_id, &any_run(), T0, T0 + MINUTE, MINUTE)
+            .await
+            .unwrap(),
+        [bucket(T0, 4, 4, 1, 153)]
+    );
+    assert_eq!(
+        store
+            .stats(flow_id, &device("d1"), T0, T0 + MINUTE, MINUTE)
+            .await
+            .unwrap(),
+        [bucket(T0, 1, 1, 0, 2)]
+    );
+    // The other flow kept its own.
+    assert_eq!(
+        store
+            .stats(id(&other), &any_run(), T0, T0 + 2 * HOUR, HOUR)
+            .await
+            .unwrap(),
+        [bucket(T0, 1, 1, 0, 999), bucket(T0 + HOUR, 1, 1, 0, 999)]
+    );
+
+    // Empty and reversed windows have no buckets; bad resolutions and too many buckets are refused.
+    assert!(store
+        .stats(flow_id, &any_run(), T0, T0, HOUR)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .stats(flow_id, &any_run(), T0 + HOUR, T0, HOUR)
+        .await
+        .unwrap()
+        .is_empty());
+    limit_exceeded(store.stats(flow_id, &any_run(), T0, T0 + HOUR, 0).await);
+    limit_exceeded(store.stats(flow_id, &any_run(), T0, T0 + HOUR, -HOUR).await);
+    // 30 days at 1 ms is 2.6 billion buckets.
+    limit_exceeded(
+        store
+            .stats(flow_id, &any_run(), T0, T0 + 30 * 24 * HOUR, 1)
+            .await,
+    );
+    limit_exceeded(
+        store
+            .stats(flow_id, &any_run(), i64::MIN, i64::MAX, 1)
+            .await,
+    );
+    limit_exceeded(
+        store
+            .stats(flow_id, &any_run(), T0, T0 + 100_001 * MINUTE, MINUTE)
+            .await,
+    );
+    // Exactly the most buckets allowed is fine.
+    let most = store
+        .stats(flow_id, &any_run(), T0, T0 + 100_000 * MINUTE, MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(most.len(), 100_000);
+    assert_eq!(most.iter().map(|b| b.run_count).sum::<u64>(), 9);
+}
+
+async fn accounting_errors(store: &dyn Store) {
+    let (_, f) = app_with_flow(store).await;
+    let (_, other) = app_with_flow(store).await;
+    let v1 = version(&f, "v1");
+    store.insert_version(&v1, false).await.unwrap();
+    let (dev, v1) = (RunVersion::Develop, named(&v1));
+    let flow_id = id(&f);
+
+    let e = |n: i64, node: Option<&str>| {
+        run_error(
+            T0 + n * 1_000,
+            node,
+            "FunctionNodeError",
+            &format!("error {n}"),
+        )
+    };
+    store
+        .record_runs(
+            &[
+                with_errors(
+                    run(&f, dev.clone(), T0, 10),
+                    vec![e(0, Some("n0")), e(1, None)],
+                ),
+                with_errors(
+                    on_device(run(&f, v1.clone(), T0 + 2_000, 10), "d1"),
+                    vec![e(2, Some("n2"))],
+                ),
+                // Errors need not arrive in time order.
+                with_errors(run(&f, dev.clone(), T0 + 4_000, 10), vec![e(4, Some("n4"))]),
+                with_errors(run(&f, v1.clone(), T0 + 3_000, 10), vec![e(3, None)]),
+                run(&f, dev.clone(), T0 + 5_000, 10),
+                with_errors(run(&other, dev.clone(), T0, 10), vec![e(0, Some("x"))]),
+            ],
+            RING,
+        )
+        .await
+        .unwrap();
+    let messages = |errors: &[StoredRunError]| -> Vec<String> {
+        errors.iter().map(|e| e.error.message.clone()).collect()
+    };
+
+    // Newest first by default, oldest first when asked.
+    let all = store
+        .errors(flow_id, &any_run(), T0, T0 + HOUR, 100, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        messages(&all),
+        ["error 4", "error 3", "error 2", "error 1", "error 0"]
+    );
+    let ascending = store
+        .errors(flow_id, &any_run(), T0, T0 + HOUR, 100, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        messages(&ascending),
+        ["error 0", "error 1", "error 2", "error 3", "error 4"]
+    );
+    // Everything comes back as recorded, with the run's version and device.
+    assert_eq!(
+        ascending[0],
+        StoredRunError {
+            version: dev.clone(),
+            device_id: None,
+            error: e(0, Some("n0")),
+        }
+    );
+    assert_eq!(ascending[1].error, e(1, None));
+    assert_eq!(
+        ascending[2],
+        StoredRunError {
+            version: v1.clone(),
+            device_id: Some("d1".into()),
+            error: e(2, Some("n2")),
+        }
+    );
+    assert_eq!(
+        ascending[2].error.node_label.as_deref(),
+        Some("label of n2")
+    );
+
+    // The window includes both ends.
+    let window = store
+        .errors(flow_id, &any_run(), T0 + 1_000, T0 + 3_000, 100, true)
+        .await
+        .unwrap();
+    assert_eq!(messages(&window), ["error 1", "error 2", "error 3"]);
+    let instant = store
+        .errors(flow_id, &any_run(), T0 + 2_000, T0 + 2_000, 100, true)
+        .await
+        .unwrap();
+    assert_eq!(messages(&instant), ["error 2"]);
+    assert!(store
+        .errors(flow_id, &any_run(), T0 + 4_001, T0 + HOUR, 100, true)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The limit keeps the first in the chosen order.
+    let newest = store
+        .errors(flow_id, &any_run(), T0, T0 + HOUR, 2, false)
+        .await
+        .unwrap();
+    assert_eq!(messages(&newest), ["error 4", "error 3"]);
+    let oldest = store
+        .errors(flow_id, &any_run(), T0, T0 + HOUR, 2, true)
+        .await
+        .unwrap();
+    assert_eq!(messages(&oldest), ["error 0", "error 1"]);
+    assert!(store
+        .errors(flow_id, &any_run(), T0, T0 + HOUR, 0, false)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .errors(flow_id, &any_run(), T0, T0 + HOUR, u64::MAX, false)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+
+    // Version and device filters.
+    let develop = store
+        .errors(flow_id, &only(dev.clone()), T0, T0 + HOUR, 100, true)
+        .await
+        .unwrap();
+    assert_eq!(messages(&develop), ["error 0", "error 1", "error 4"]);
+    let named = store
+        .errors(flow_id, &only(v1.clone()), T0, T0 + HOUR, 100, true)
+        .await
+        .unwrap();
+    assert_eq!(messages(&named), ["error 2", "error 3"]);
+    let on_d1 = store
+        .errors(flow_id, &device("d1"), T0, T0 + HOUR, 100, true)
+        .await
+        .unwrap();
+    assert_eq!(messages(&on_d1), ["error 2"]);
+    let develop_on_d1 = RunFilter {
+        version: Some(dev.clone()),
+        device_id: Some("d1".into()),
+    };
+    assert!(store
+        .errors(flow_id, &develop_on_d1, T0, T0 + HOUR, 100, true)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Errors are per flow.
+    let theirs = store
+        .errors(id(&other), &any_run(), T0, T0 + HOUR, 100, true)
+        .await
+        .unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].error.node_id.as_deref(), Some("x"));
+    assert!(store
+        .errors(&new_id(), &any_run(), T0, T0 + HOUR, 100, true)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn accounting_logs(store: &dyn Store) {
+    let (_, f) = app_with_flow(store).await;
+    let (_, other) = app_with_flow(store).await;
+    let v1 = version(&f, "v1");
+    store.insert_version(&v1, false).await.unwrap();
+    let (dev, v1) = (RunVersion::Develop, named(&v1));
+    let flow_id = id(&f);
+
+    // Ten runs in one batch, out of order, with a ring of 3: the three newest stay.
+    let starts = [5, 2, 9, 0, 7, 1, 8, 3, 6, 4];
+    let runs: Vec<RunRecord> = starts
+        .iter()
+        .map(|&n| {
+            let version = if n % 2 == 0 { dev.clone() } else { v1.clone() };
+            paths(run(&f, version, T0 + n * 1_000, n as u64 * 10), n as u64, 1)
+        })
+        .collect();
+    store.record_runs(&runs, 3).await.unwrap();
+    let logs = store.logs(flow_id, None, None, 100).await.unwrap();
+    let times = |logs: &[RunLogEntry]| -> Vec<i64> {
+        logs.iter().map(|l| (l.started_ms - T0) / 1_000).collect()
+    };
+    assert_eq!(times(&logs), [9, 8, 7]);
+    assert_eq!(
+        logs[0],
+        RunLogEntry {
+            version: v1.clone(),
+            started_ms: T0 + 9_000,
+            wall_time_ms: 90,
+            paths_completed: 9,
+            paths_failed: 1,
+            errors: Vec::new(),
+        }
+    );
+    assert_eq!(logs[1].version, dev);
+
+    // One batch at a time: the ring still holds the newest three.
+    for n in 10..20 {
+        store
+            .record_runs(&[run(&f, dev.clone(), T0 + n * 1_000, 1)], 3)
+            .await
+            .unwrap();
+        assert_eq!(store.logs(flow_id, None, None, 100).await.unwrap().len(), 3);
+    }
+    assert_eq!(
+        times(&store.logs(flow_id, None, None, 100).await.unwrap()),
+        [19, 18, 17]
+    );
+    // A late run older than the whole ring is trimmed at once.
+    store
+        .record_runs(&[run(&f, dev.clone(), T0, 1)], 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        times(&store.logs(flow_id, None, None, 100).await.unwrap()),
+        [19, 18, 17]
+    );
+    // Runs starting at the same millisecond: the later recorded counts as newer.
+    store
+        .record_runs(
+            &[
+                run(&f, dev.clone(), T0 + 30_000, 1),
+                run(&f, v1.clone(), T0 + 30_000, 2),
+            ],
+            3,
+        )
+        .await
+        .unwrap();
+    let logs = store.logs(flow_id, None, None, 100).await.unwrap();
+    assert_eq!(times(&logs), [30, 30, 19]);
+    assert_eq!(
+        logs.iter().map(|l| l.wall_time_ms).collect::<Vec<_>>(),
+        [2, 1, 1]
+    );
+
+    // The ring is per flow: filling another flow's trims nothing here.
+    let theirs: Vec<RunRecord> = (0..5)
+        .map(|n| run(&other, dev.clone(), T0 + n * 1_000, 1))
+        .collect();
+    store.record_runs(&theirs, 2).await.unwrap();
+    assert_eq!(store.logs(flow_id, None, None, 100).await.unwrap().len(), 3);
+    assert_eq!(
+        times(&store.logs(id(&other), None, None, 100).await.unwrap()),
+        [4, 3]
+    );
+
+    // A bigger ring, then since, limit and version filters.
+    let (_, g) = app_with_flow(store).await;
+    let g_id = id(&g);
+    let runs: Vec<RunRecord> = (0..10)
+        .map(|n| {
+            let version = if n < 5 { dev.clone() } else { v1.clone() };
+            let errors = if n == 6 {
+                vec![
+                    run_error(T0 + 6_100, Some("a"), "ThrowError", "first"),
+                    run_error(T0 + 6_200, None, "TimeoutError", "second"),
+                ]
+            } else {
+                Vec::new()
+            };
+            with_errors(run(&g, version, T0 + n * 1_000, 1), errors)
+        })
+        .collect();
+    store.record_runs(&runs, RING).await.unwrap();
+    let logs = store.logs(g_id, None, None, 100).await.unwrap();
+    assert_eq!(times(&logs), [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
+    // A run's errors come back with its entry, in order.
+    assert_eq!(logs[3].errors, runs[6].errors);
+    assert!(logs
+        .iter()
+        .enumerate()
+        .all(|(i, l)| i == 3 || l.errors.is_empty()));
+    // Since is inclusive.
+    let since = store.logs(g_id, None, Some(T0 + 7_000), 100).await.unwrap();
+    assert_eq!(times(&since), [9, 8, 7]);
+    let limited = store.logs(g_id, None, None, 4).await.unwrap();
+    assert_eq!(times(&limited), [9, 8, 7, 6]);
+    let limited = store.logs(g_id, None, Some(T0 + 2_000), 2).await.unwrap();
+    assert_eq!(times(&limited), [9, 8]);
+    assert!(store.logs(g_id, None, None, 0).await.unwrap().is_empty());
+    let develop = store.logs(g_id, Some(&dev), None, 100).await.unwrap();
+    assert_eq!(times(&develop), [4, 3, 2, 1, 0]);
+    let named = store
+        .logs(g_id, Some(&v1), Some(T0 + 8_000), 100)
+        .await
+        .unwrap();
+    assert_eq!(times(&named), [9, 8]);
+    assert!(store
+        .logs(&new_id(), None, None, 100)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A ring of zero keeps no logs, but stats and errors are still recorded.
+    let (_, h) = app_with_flow(store).await;
+    store
+        .record_runs(
+            &[with_errors(
+                run(&h, dev.clone(), T0, 1),
+                vec![run_error(T0, None, "ThrowError", "kept")],
+            )],
+            0,
+        )
+        .await
+        .unwrap();
+    assert!(store
+        .logs(id(&h), None, None, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .stats(id(&h), &any_run(), T0, T0 + MINUTE, MINUTE)
+            .await
+            .unwrap()[0]
+            .run_count,
+        1
+    );
+    assert_eq!(
+        store
+            .errors(id(&h), &any_run(), T0, T0, 10, false)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn accounting_run_summary(store: &dyn Store) {
+    let (_, f) = app_with_flow(store).await;
+    let v1 = version(&f, "v1");
+    let v2 = version(&f, "v2");
+    store.insert_version(&v1, false).await.unwrap();
+    store.insert_version(&v2, false).await.unwrap();
+    let (dev, v1, v2) = (RunVersion::Develop, named(&v1), named(&v2));
+    let flow_id = id(&f);
+    let err = |t: i64| run_error(t, None, "ThrowError", "boom");
+
+    assert_eq!(
+        store.run_summary(flow_id, T0).await.unwrap(),
+        RunSummary::default()
+    );
+    store
+        .record_runs(
+            &[
+                // Before the window.
+                with_errors(run(&f, dev.clone(), T0 - HOUR, 1), vec![err(T0 - HOUR)]),
+                with_errors(
+                    run(&f, v2.clone(), T0 - 2 * MINUTE, 1),
+                    vec![err(T0 - MINUTE)],
+                ),
+                // In it.
+                with_errors(run(&f, dev.clone(), T0, 1), vec![err(T0), err(T0 + 1)]),
+                run(&f, dev.clone(), T0 + 5 * MINUTE, 1),
+                on_device(run(&f, dev.clone(), T0 + HOUR, 1), "d1"),
+                run(&f, v1.clone(), T0 + 2 * HOUR, 1),
+                with_errors(
+                    run(&f, v1.clone(), T0 + 3 * HOUR, 1),
+                    vec![err(T0 + 3 * HOUR)],
+                ),
+                // Errors but no runs in the window (the run started just before).
+                with_errors(run(&f, v2.clone(), T0 - MINUTE, 1), vec![err(T0 + 30_000)]),
+            ],
+            RING,
+        )
+        .await
+        .unwrap();
+
+    let summary = store.run_summary(flow_id, T0).await.unwrap();
+    assert_eq!(
+        summary,
+        RunSummary {
+            run_count: 5,
+            error_count: 4,
+            by_version: vec![
+                ("develop".into(), 3, 2),
+                ("v1".into(), 2, 1),
+                ("v2".into(), 0, 1),
+            ],
+        }
+    );
+    let everything = store.run_summary(flow_id, T0 - 24 * HOUR).await.unwrap();
+    assert_eq!(everything.run_count, 8);
+    assert_eq!(everything.error_count, 6);
+    assert_eq!(
+        everything.by_version,
+        [
+            ("develop".to_owned(), 4, 3),
+            ("v1".to_owned(), 2, 1),
+            ("v2".to_owned(), 2, 2),
+        ]
+    );
+    assert_eq!(
+        store.run_summary(flow_id, T0 + 4 * HOUR).await.unwrap(),
+        RunSummary::default()
+    );
+    // Runs count by the minute they started in, so a window starting inside a minute includes
+    // that minute's runs; errors count by their own time.
+    let mid_minute = store.run_summary(flow_id, T0 + 1).await.unwrap();
+    assert_eq!(mid_minute.run_count, 5);
+    assert_eq!(mid_minute.error_count, 3);
+    assert_eq!(
+        store.run_summary(&new_id(), T0 - 24 * HOUR).await.unwrap(),
+        RunSummary::default()
+    );
+}
+
+async fn accounting_retention(store: &dyn Store) {
+    let (_, f) = app_with_flow(store).await;
+    let flow_id = id(&f);
+    let dev = RunVersion::Develop;
+    let err = |t: i64| run_error(t, None, "ThrowError", "boom");
+    // Days 0..4, each a run with an error.
+    let runs: Vec<RunRecord> = (0..4)
+        .map(|day| {
+            let t = T0 + day * 24 * HOUR;
+            with_errors(run(&f, dev.clone(), t, 1), vec![err(t)])
+        })
+        .collect();
+    store.record_runs(&runs, RING).await.unwrap();
+
+    assert_eq!(store.delete_accounting_before(T0).await.unwrap(), 0);
+    // Removes day 0 and day 1: a stats row, an error and a log each.
+    let cutoff = T0 + 2 * 24 * HOUR;
+    assert_eq!(store.delete_accounting_before(cutoff).await.unwrap(), 6);
+    assert_eq!(store.delete_accounting_before(cutoff).await.unwrap(), 0);
+    let days = store
+        .stats(flow_id, &any_run(), T0, T0 + 4 * 24 * HOUR, 24 * HOUR)
+        .await
+        .unwrap();
+    assert_eq!(
+        days.iter().map(|b| b.run_count).collect::<Vec<_>>(),
+        [0, 0, 1, 1]
+    );
+    let errors = store
+        .errors(flow_id, &any_run(), T0, T0 + 4 * 24 * HOUR, 100, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        errors.iter().map(|e| e.error.time_ms).collect::<Vec<_>>(),
+        [cutoff, cutoff + 24 * HOUR]
+    );
+    let logs = store.logs(flow_id, None, None, 100).await.unwrap();
+    assert_eq!(
+        logs.iter().map(|l| l.started_ms).collect::<Vec<_>>(),
+        [cutoff + 24 * HOUR, cutoff]
+    );
+
+    // A stats minute stays while any of it is at or after the cutoff; errors and logs go by
+    // their own time.
+    let late = cutoff + 24 * HOUR + 30_000;
+    store
+        .record_runs(
+            &[with_errors(run(&f, dev.clone(), late, 1), vec![err(late)])],
+            RING,
+        )
+        .await
+        .unwrap();
+    // Removes day 2's three rows, and the errors and logs of day 3 and of the late run (all
+    // before `late + 1`); the minute holding both day 3's run and the late one straddles the
+    // cutoff and stays.
+    assert_eq!(
+        store.delete_accounting_before(late + 1).await.unwrap(),
+        3 + 2 + 2
+    );
+    let summary = store.run_summary(flow_id, T0).await.unwrap();
+    assert_eq!(summary.run_count, 2);
+    assert_eq!(summary.error_count, 0);
+    assert!(store
+        .logs(flow_id, None, None, 100)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn accounting_skips_deleted_flows(store: &dyn Store) {
+    let (app, kept) = app_with_flow(store).await;
+    let gone = flow(id(&app), "gone", "cloud");
+    store.insert_flow(&gone).await.unwrap();
+    assert!(store.delete_flow(id(&app), id(&gone)).await.unwrap());
+    let mut unknown = run(&kept, RunVersion::Develop, T0, 1);
+    unknown.flow_id = new_id();
+    let err = |t: i64| run_error(t, None, "ThrowError", "boom");
+
+    // Runs of a deleted and of a never-known flow are dropped; the rest of the batch lands.
+    store
+        .record_runs(
+            &[
+                with_errors(run(&gone, RunVersion::Develop, T0, 1), vec![err(T0)]),
+                with_errors(run(&kept, RunVersion::Develop, T0, 5), vec![err(T0)]),
+                unknown.clone(),
+                run(&kept, RunVersion::Develop, T0 + 1, 6),
+            ],
+            RING,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .stats(id(&kept), &any_run(), T0, T0 + MINUTE, MINUTE)
+            .await
+            .unwrap(),
+        [bucket(T0, 2, 2, 0, 11)]
+    );
+    assert_eq!(
+        store.logs(id(&kept), None, None, 10).await.unwrap().len(),
+        2
+    );
+    assert_eq!(
+        store
+            .errors(id(&kept), &any_run(), T0, T0, 10, false)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    for flow_id in [id(&gone), unknown.flow_id.as_str()] {
+        assert!(store
+            .logs(flow_id, None, None, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            store.run_summary(flow_id, 0).await.unwrap(),
+            RunSummary::default()
+        );
+    }
+    // A batch of nothing but such runs, and an empty batch, succeed too.
+    store
+        .record_runs(&[run(&gone, RunVersion::Develop, T0, 1), unknown], RING)
+        .await
+        .unwrap();
+    store.record_runs(&[], RING).await.unwrap();
+    assert_eq!(store.run_summary(id(&kept), 0).await.unwrap().run_count, 2);
+}
+
+async fn accounting_cascades(store: &dyn Store) {
+    let (app, f) = app_with_flow(store).await;
+    let sibling = flow(id(&app), "sibling", "cloud");
+    store.insert_flow(&sibling).await.unwrap();
+    let (_, other) = app_with_flow(store).await;
+    let err = |t: i64| run_error(t, None, "ThrowError", "boom");
+    let runs: Vec<RunRecord> = [&f, &sibling, &other]
+        .into_iter()
+        .map(|fl| with_errors(run(fl, RunVersion::Develop, T0, 1), vec![err(T0)]))
+        .collect();
+    store.record_runs(&runs, RING).await.unwrap();
+
+    let recorded = |summary: RunSummary| (summary.run_count, summary.error_count);
+    // Deleting a flow takes its accounting with it. The same flow document inserted again (as an
+    // import would) finds nothing left behind.
+    assert!(store.delete_flow(id(&app), id(&f)).await.unwrap());
+    store.insert_flow(&f).await.unwrap();
+    assert_eq!(
+        recorded(store.run_summary(id(&f), 0).await.unwrap()),
+        (0, 0)
+    );
+    assert!(store.logs(id(&f), None, None, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .stats(id(&f), &any_run(), T0, T0 + MINUTE, MINUTE)
+            .await
+            .unwrap(),
+        [empty(T0)]
+    );
+    assert_eq!(
+        recorded(store.run_summary(id(&sibling), 0).await.unwrap()),
+        (1, 1)
+    );
+
+    // Deleting an application takes its flows' accounting.
+    assert!(store.delete_application(id(&app)).await.unwrap());
+    store.insert_application(&app).await.unwrap();
+    store.insert_flow(&sibling).await.unwrap();
+    assert_eq!(
+        recorded(store.run_summary(id(&sibling), 0).await.unwrap()),
+        (0, 0)
+    );
+    assert!(store
+        .errors(id(&sibling), &any_run(), 0, i64::MAX, 10, false)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .logs(id(&sibling), None, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Other applications keep theirs; retention finds only their rows.
+    assert_eq!(
+        recorded(store.run_summary(id(&other), 0).await.unwrap()),
+        (1, 1)
+    );
+    assert_eq!(store.delete_accounting_before(i64::MAX).await.unwrap(), 3);
+}
+
+/// A month of one run a minute, recorded the way the engine would (about a thousand runs a
+/// batch), read back at one-hour resolution.
+async fn accounting_month_of_minutes(store: &dyn Store) {
+    const MINUTES: i64 = 30 * 24 * 60;
+    let (_, f) = app_with_flow(store).await;
+    let v1 = version(&f, "v1");
+    store.insert_version(&v1, false).await.unwrap();
+    let v1 = named(&v1);
+
+    let started = std::time::Instant::now();
+    let mut expected_wall = 0;
+    let mut batch = Vec::with_capacity(1_000);
+    for m in 0..MINUTES {
+        let version = if m % 3 == 0 {
+            v1.clone()
+        } else {
+            RunVersion::Develop
+        };
+        let wall = (m % 100) as u64;
+        expected_wall += wall;
+        batch.push(paths(
+            run(&f, version, T0 + m * MINUTE + 17, wall),
+            2,
+            (m % 2) as u64,
+        ));
+        if batch.len() == 1_000 {
+            store.record_runs(&batch, RING).await.unwrap();
+            batch.clear();
+        }
+    }
+    store.record_runs(&batch, RING).await.unwrap();
+    let recorded = started.elapsed();
+
+    let started = std::time::Instant::now();
+    let hours = store
+        .stats(id(&f), &any_run(), T0, T0 + MINUTES * MINUTE, HOUR)
+        .await
+        .unwrap();
+    let queried = started.elapsed();
+    // Again, with the pages cached.
+    let started = std::time::Instant::now();
+    let again = store
+        .stats(id(&f), &any_run(), T0, T0 + MINUTES * MINUTE, HOUR)
+        .await
+        .unwrap();
+    let queried_again = started.elapsed();
+    assert_eq!(again, hours);
+    let started = std::time::Instant::now();
+    let named_hours = store
+        .stats(id(&f), &only(v1.clone()), T0, T0 + MINUTES * MINUTE, HOUR)
+        .await
+        .unwrap();
+    let queried_named = started.elapsed();
+    let started = std::time::Instant::now();
+    let summary = store.run_summary(id(&f), T0).await.unwrap();
+    let summarised = started.elapsed();
+    eprintln!(
+        "month of minutes: record {MINUTES} runs {recorded:?}; stats 1 h all versions \
+         {queried:?} (again {queried_again:?}), one version {queried_named:?}; run_summary \
+         {summarised:?}"
+    );
+
+    assert_eq!(hours.len(), 720);
+    for (i, b) in hours.iter().enumerate() {
+        assert_eq!(b.time_ms, T0 + i as i64 * HOUR);
+        assert_eq!(b.run_count, 60, "hour {i}");
+        assert_eq!(b.paths_completed, 120, "hour {i}");
+        assert_eq!(b.paths_failed, 30, "hour {i}");
+    }
+    assert_eq!(
+        hours.iter().map(|b| b.run_count).sum::<u64>(),
+        MINUTES as u64
+    );
+    assert_eq!(
+        hours.iter().map(|b| b.wall_time_ms).sum::<u64>(),
+        expected_wall
+    );
+    assert_eq!(named_hours.len(), 720);
+    assert!(named_hours.iter().all(|b| b.run_count == 20));
+    assert_eq!(summary.run_count, MINUTES as u64);
+    assert_eq!(
+        summary.by_version,
+        [
+            ("develop".to_owned(), (MINUTES - MINUTES / 3) as u64, 0),
+            ("v1".to_owned(), (MINUTES / 3) as u64, 0),
+        ]
+    );
+    // The ring held only the newest runs.
+    let logs = store.logs(id(&f), None, None, u64::MAX).await.unwrap();
+    assert_eq!(logs.len(), RING);
+    assert_eq!(logs[0].started_ms, T0 + (MINUTES - 1) * MINUTE + 17);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Durability and concurrency
 // ---------------------------------------------------------------------------------------------
 
@@ -1632,6 +2694,14 @@ mod sqlite {
         versions,
         storage_round_trip_and_metadata,
         storage_caps,
+        accounting_stats,
+        accounting_errors,
+        accounting_logs,
+        accounting_run_summary,
+        accounting_retention,
+        accounting_skips_deleted_flows,
+        accounting_cascades,
+        accounting_month_of_minutes,
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -54,4 +54,56 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (flow_id, key)
     ) WITHOUT ROWID;
     "#,
+    // 2: run accounting (spec decisions 6, 7 and 10): per-minute stats, errors and the log ring.
+    //
+    // `version_key` is 'develop' or the version's id; `version_name` is kept for display and for
+    // the per-version summary. `device_id` is '' when a run had no device, so it can sit in a
+    // primary key. Times are ms since the epoch.
+    //
+    // Stats rows are keyed time-first within a flow: every query gives the flow and a time range,
+    // while version and device are optional filters checked on the rows of that range.
+    r#"
+    CREATE TABLE flow_stats (
+        flow_id TEXT NOT NULL REFERENCES flows(id) ON DELETE CASCADE,
+        minute_ms INTEGER NOT NULL,
+        version_key TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        version_name TEXT NOT NULL,
+        run_count INTEGER NOT NULL,
+        paths_completed INTEGER NOT NULL,
+        paths_failed INTEGER NOT NULL,
+        wall_time_ms INTEGER NOT NULL,
+        PRIMARY KEY (flow_id, minute_ms, version_key, device_id)
+    ) WITHOUT ROWID;
+    -- Retention deletes across all flows.
+    CREATE INDEX flow_stats_minute ON flow_stats(minute_ms);
+
+    CREATE TABLE run_errors (
+        flow_id TEXT NOT NULL REFERENCES flows(id) ON DELETE CASCADE,
+        time_ms INTEGER NOT NULL,
+        version_key TEXT NOT NULL,
+        version_name TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        node_id TEXT,
+        node_label TEXT,
+        name TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX run_errors_flow_time ON run_errors(flow_id, time_ms);
+    -- Retention deletes across all flows.
+    CREATE INDEX run_errors_time ON run_errors(time_ms);
+
+    CREATE TABLE run_logs (
+        flow_id TEXT NOT NULL REFERENCES flows(id) ON DELETE CASCADE,
+        started_ms INTEGER NOT NULL,
+        version_key TEXT NOT NULL,
+        version_name TEXT NOT NULL,
+        wall_time_ms INTEGER NOT NULL,
+        paths_completed INTEGER NOT NULL,
+        paths_failed INTEGER NOT NULL,
+        errors TEXT NOT NULL
+    );
+    -- Newest-first reads and the ring trim; the rowid, implicitly last, breaks ties in start time.
+    CREATE INDEX run_logs_flow_started ON run_logs(flow_id, started_ms);
+    "#,
 ];

@@ -5,6 +5,7 @@
 //! retrying on `SQLITE_BUSY`); reads use a small set of read connections, which WAL lets run
 //! beside the writer. Every call runs on tokio's blocking pool.
 
+mod accounting;
 mod applications;
 mod docs;
 mod flows;

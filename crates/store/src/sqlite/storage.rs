@@ -1,6 +1,6 @@
 use super::docs::parse_doc;
 use super::SqliteStore;
-use crate::{StorageCaps, StorageMetadata, StorageStore, StoreError, StoreResult};
+use crate::{StorageCaps, StorageMetadata, StorageStore, StorageWrite, StoreError, StoreResult};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Map, Value};
@@ -106,6 +106,39 @@ impl StorageStore for SqliteStore {
         let flow_id = flow_id.to_owned();
         self.write(move |tx| {
             tx.execute("DELETE FROM storage_entries WHERE flow_id = ?1", [flow_id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn storage_apply(&self, batch: &[StorageWrite]) -> StoreResult<()> {
+        let batch = batch.to_vec();
+        self.write(move |tx| {
+            let mut set = tx.prepare_cached(
+                "INSERT INTO storage_entries (flow_id, key, value) \
+                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM flows WHERE id = ?1) \
+                 ON CONFLICT (flow_id, key) DO UPDATE SET value = excluded.value",
+            )?;
+            let mut delete =
+                tx.prepare_cached("DELETE FROM storage_entries WHERE flow_id = ?1 AND key = ?2")?;
+            let mut clear = tx.prepare_cached("DELETE FROM storage_entries WHERE flow_id = ?1")?;
+            for write in &batch {
+                match write {
+                    StorageWrite::Set {
+                        flow_id,
+                        key,
+                        value_json,
+                    } => {
+                        set.execute([flow_id, key, value_json])?;
+                    }
+                    StorageWrite::Delete { flow_id, key } => {
+                        delete.execute([flow_id, key])?;
+                    }
+                    StorageWrite::Clear { flow_id } => {
+                        clear.execute([flow_id])?;
+                    }
+                }
+            }
             Ok(())
         })
         .await
