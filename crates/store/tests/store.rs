@@ -8,8 +8,8 @@ use flowd_model::{id::new_id, time::now_iso};
 use flowd_store::sqlite::SqliteStore;
 use flowd_store::{
     Column, ListQuery, Page, RunError, RunFilter, RunLogEntry, RunRecord, RunSummary, RunVersion,
-    SortDirection, StatsBucket, StorageCaps, StorageMetadata, Store, StoreError, StoredRunError,
-    TokenRecord,
+    SortDirection, StatsBucket, StorageCaps, StorageMetadata, StorageWrite, Store, StoreError,
+    StoredRunError, TokenRecord,
 };
 use serde_json::{json, Map, Value};
 use std::future::Future;
@@ -2657,6 +2657,59 @@ async fn concurrent_writes(store: Arc<dyn Store>) {
     );
 }
 
+async fn storage_batches_apply_in_order(store: &dyn Store) {
+    let (_, flow) = app_with_flow(store).await;
+    let flow_id = id(&flow).to_owned();
+    let set = |key: &str, value: &str| StorageWrite::Set {
+        flow_id: flow_id.clone(),
+        key: key.into(),
+        value_json: value.into(),
+    };
+    store
+        .storage_apply(&[set("a", "1"), set("b", "2"), set("a", "3")])
+        .await
+        .unwrap();
+    assert_eq!(
+        Value::Object(store.storage_entries(&flow_id).await.unwrap()),
+        json!({"a": 3, "b": 2})
+    );
+    // A clear, then writes after it, in one batch: only the later writes remain.
+    let batch = [
+        StorageWrite::Clear {
+            flow_id: flow_id.clone(),
+        },
+        set("c", "\"x\""),
+        StorageWrite::Delete {
+            flow_id: flow_id.clone(),
+            key: "c".into(),
+        },
+        set("d", "[1]"),
+    ];
+    store.storage_apply(&batch).await.unwrap();
+    assert_eq!(
+        Value::Object(store.storage_entries(&flow_id).await.unwrap()),
+        json!({"d": [1]})
+    );
+    // Writes for a flow that no longer exists are skipped; the rest of the batch lands.
+    let gone = StorageWrite::Set {
+        flow_id: "0123456789abcdef01234567".into(),
+        key: "k".into(),
+        value_json: "1".into(),
+    };
+    store
+        .storage_apply(&[gone, set("e", "true")])
+        .await
+        .unwrap();
+    let entries = store.storage_entries(&flow_id).await.unwrap();
+    assert_eq!(entries.get("e"), Some(&json!(true)));
+    assert!(store
+        .storage_entries("0123456789abcdef01234567")
+        .await
+        .unwrap()
+        .is_empty());
+    store.storage_apply(&[]).await.unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // The SQLite backend
 // ---------------------------------------------------------------------------------------------
@@ -2694,6 +2747,7 @@ mod sqlite {
         versions,
         storage_round_trip_and_metadata,
         storage_caps,
+        storage_batches_apply_in_order,
         accounting_stats,
         accounting_errors,
         accounting_logs,
