@@ -25,6 +25,9 @@ pub enum ApiError {
     /// A body over the size limit.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Over a rate limit, or the run queue is full.
+    #[error("{0}")]
+    RateLimit(String),
     /// Something broke inside flowd; logged with its cause, never shown to the client.
     #[error("{0}")]
     Internal(String),
@@ -46,6 +49,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
             ApiError::Validation(_) => (StatusCode::BAD_REQUEST, "Validation"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
+            ApiError::RateLimit(_) => (StatusCode::TOO_MANY_REQUESTS, "RateLimit"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
     }
@@ -58,6 +62,33 @@ impl From<StoreError> for ApiError {
                 ApiError::Validation(message)
             }
             StoreError::Backend(message) => ApiError::Internal(message),
+        }
+    }
+}
+
+impl From<flowd_engine::engine::PressError> for ApiError {
+    fn from(e: flowd_engine::engine::PressError) -> Self {
+        use flowd_engine::engine::PressError;
+        match e {
+            PressError::Invalid(message) => ApiError::Validation(message),
+            PressError::Busy => ApiError::RateLimit(e.to_string()),
+            PressError::Internal(message) => ApiError::Internal(message),
+        }
+    }
+}
+
+impl From<flowd_engine::error::CompileError> for ApiError {
+    fn from(e: flowd_engine::error::CompileError) -> Self {
+        ApiError::Validation(e.0)
+    }
+}
+
+impl From<flowd_engine::storage::StorageError> for ApiError {
+    fn from(e: flowd_engine::storage::StorageError) -> Self {
+        use flowd_engine::storage::StorageError;
+        match e {
+            StorageError::Store(message) => ApiError::Internal(message),
+            other => ApiError::Validation(other.to_string()),
         }
     }
 }

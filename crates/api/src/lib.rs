@@ -8,6 +8,7 @@
 //! * [`request`] — JSON bodies validated against the official schemas, query parameters, ids.
 //! * [`error`] — the one error type and its mapping to Losant error bodies.
 //! * [`bootstrap`] — the owner token made on first start.
+//! * [`runs`] — run history (errors, logs, stats) shared by flows and flow versions.
 //! * [`list`], [`hal`], [`documents`], [`workflow`] — pieces shared by several resources.
 
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod hal;
 pub mod list;
 pub mod request;
 pub mod resources;
+pub mod runs;
 pub mod state;
 pub mod workflow;
 

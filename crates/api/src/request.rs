@@ -18,13 +18,7 @@ impl FromRequest<AppState> for JsonBody {
 
     async fn from_request(req: Request, state: &AppState) -> ApiResult<Self> {
         let limit = state.limits.max_body_bytes;
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|_| {
-                ApiError::PayloadTooLarge(format!(
-                    "The request body is over the limit of {limit} bytes"
-                ))
-            })?;
+        let bytes = read_body(req.into_body(), limit).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::validation(
                 "The request body is empty; a JSON object is required",
@@ -35,6 +29,41 @@ impl FromRequest<AppState> for JsonBody {
         })?;
         Ok(JsonBody(value))
     }
+}
+
+/// How much of an oversize body is read and thrown away before the 413 is sent. Answering
+/// while the client is still sending makes the connection close with unread data, and the
+/// client then sees a broken pipe or a reset instead of the 413; past this much, it does.
+const OVERSIZE_DRAIN_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reads a body of at most `limit` bytes; a longer one is drained (up to
+/// [`OVERSIZE_DRAIN_BYTES`]) and answered with 413.
+async fn read_body(mut body: axum::body::Body, limit: usize) -> ApiResult<Vec<u8>> {
+    use axum::body::HttpBody;
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        let frame = frame.map_err(|e| {
+            ApiError::validation(format!("The request body could not be read: {e}"))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= limit {
+            kept.extend_from_slice(&data);
+        } else if seen - limit > OVERSIZE_DRAIN_BYTES {
+            break;
+        }
+    }
+    if seen > limit {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "The request body is over the limit of {limit} bytes"
+        )));
+    }
+    Ok(kept)
 }
 
 impl JsonBody {

@@ -1,5 +1,6 @@
-//! What every handler shares: the store and the limits from configuration.
+//! What every handler shares: the store, the engine and the limits from configuration.
 
+use flowd_engine::engine::Engine;
 use flowd_store::{StorageCaps, Store};
 use std::sync::Arc;
 
@@ -10,7 +11,12 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Per-flow storage caps.
     pub storage: StorageCaps,
+    /// How long run history (stats, errors, logs) is kept, in ms.
+    pub retention_ms: i64,
 }
+
+/// Default retention of run history: 30 days.
+pub const DEFAULT_RETENTION_MS: i64 = 30 * 86_400_000;
 
 /// Default largest API request body: 1 MB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -27,6 +33,7 @@ impl Default for Limits {
                 max_keys: DEFAULT_STORAGE_MAX_KEYS,
                 max_bytes: DEFAULT_STORAGE_MAX_BYTES,
             },
+            retention_ms: DEFAULT_RETENTION_MS,
         }
     }
 }
@@ -35,5 +42,6 @@ impl Default for Limits {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub engine: Engine,
     pub limits: Limits,
 }

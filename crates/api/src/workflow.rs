@@ -27,7 +27,11 @@ fn hex32() -> String {
 /// (virtual buttons `<flowId>-<shortid>`, others 32 hex, as Losant does), and checks the graph
 /// and globals. Keys already present are kept, so Workflow Trigger nodes pointing at them keep
 /// working across saves.
-pub fn prepare_graph(doc: &mut Map<String, Value>, flow_id: &str) -> ApiResult<()> {
+pub fn prepare_graph(
+    doc: &mut Map<String, Value>,
+    flow_id: &str,
+    engine: &flowd_engine::engine::Engine,
+) -> ApiResult<()> {
     for field in ["triggers", "nodes", "globals"] {
         doc.entry(field).or_insert(json!([]));
     }
@@ -52,15 +56,30 @@ pub fn prepare_graph(doc: &mut Map<String, Value>, flow_id: &str) -> ApiResult<(
         .unwrap_or(&empty);
     let nodes = doc.get("nodes").and_then(Value::as_array).unwrap_or(&empty);
     validate_graph(triggers, nodes).map_err(|e| ApiError::Validation(e.0))?;
-    check_globals(doc)
+    check_globals(doc)?;
+    // Compiling now turns bad node configs, templates and expressions into a 400 at save time
+    // instead of a failure in every run.
+    engine.check(&Value::Object(doc.clone()), None)?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn keys_are_generated_only_when_missing() {
+    async fn engine() -> (flowd_engine::engine::Engine, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = flowd_store::sqlite::SqliteStore::open(dir.path())
+            .await
+            .unwrap();
+        let engine =
+            flowd_engine::engine::Engine::start(std::sync::Arc::new(store), Default::default());
+        (engine, dir)
+    }
+
+    #[tokio::test]
+    async fn keys_are_generated_only_when_missing() {
+        let (engine, _dir) = engine().await;
         let mut doc = json!({"triggers": [
             {"type": "virtualButton"}, {"type": "virtualButton", "key": "mine"}, {"type": "timer"},
             {"type": "webhook"}
@@ -68,7 +87,7 @@ mod tests {
         .as_object()
         .cloned()
         .unwrap();
-        prepare_graph(&mut doc, "aaaaaaaaaaaaaaaaaaaaaaaa").unwrap();
+        prepare_graph(&mut doc, "aaaaaaaaaaaaaaaaaaaaaaaa", &engine).unwrap();
         let t = doc["triggers"].as_array().unwrap();
         assert!(t[0]["key"]
             .as_str()
@@ -80,15 +99,22 @@ mod tests {
         assert_eq!(doc["nodes"], json!([]));
     }
 
-    #[test]
-    fn bad_graphs_are_refused() {
+    #[tokio::test]
+    async fn bad_graphs_and_bad_configs_are_refused() {
+        let (engine, _dir) = engine().await;
         let mut doc = json!({"nodes": [{"id": "a", "type": "DebugNode", "outputIds": [["a"]]}]})
             .as_object()
             .cloned()
             .unwrap();
         assert!(matches!(
-            prepare_graph(&mut doc, "f"),
+            prepare_graph(&mut doc, "f", &engine),
             Err(ApiError::Validation(_))
         ));
+        let mut doc = json!({"nodes": [{"id": "j", "type": "JsonEncodeNode", "config": {"source": "a..b", "destination": "x"}}]})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let err = prepare_graph(&mut doc, "f", &engine).unwrap_err();
+        assert!(err.to_string().contains("Node \"j\""), "{err}");
     }
 }

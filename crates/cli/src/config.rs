@@ -21,6 +21,11 @@ pub struct FileSettings {
     pub max_body_bytes: Option<usize>,
     pub storage_max_keys: Option<u64>,
     pub storage_max_bytes: Option<u64>,
+    pub queue_capacity: Option<usize>,
+    pub workers: Option<usize>,
+    pub run_time_limit_secs: Option<u64>,
+    pub log_ring: Option<usize>,
+    pub retention_days: Option<u64>,
 }
 
 /// The resolved settings.
@@ -30,6 +35,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub log_format: String,
     pub limits: Limits,
+    pub engine: flowd_engine::engine::EngineConfig,
     /// `FLOWD_OWNER_TOKEN`: the owner token's value, when automation chooses it.
     pub owner_token: Option<String>,
 }
@@ -87,6 +93,40 @@ impl Settings {
                 "FLOWD_OWNER_TOKEN must be at least 16 characters".into(),
             ));
         }
+        let storage = flowd_store::StorageCaps {
+            max_keys: file.storage_max_keys.unwrap_or(defaults.storage.max_keys),
+            max_bytes: file.storage_max_bytes.unwrap_or(defaults.storage.max_bytes),
+        };
+        let engine_defaults = flowd_engine::engine::EngineConfig::default();
+        let retention = match file.retention_days {
+            Some(0) => {
+                return Err(ConfigError::Invalid(
+                    "retention-days must be at least 1".into(),
+                ))
+            }
+            Some(days) => std::time::Duration::from_secs(days.saturating_mul(86_400)),
+            None => engine_defaults.retention,
+        };
+        let run_time = match file.run_time_limit_secs {
+            Some(0) => {
+                return Err(ConfigError::Invalid(
+                    "run-time-limit-secs must be at least 1".into(),
+                ))
+            }
+            Some(secs) => std::time::Duration::from_secs(secs),
+            None => engine_defaults.limits.run_time,
+        };
+        let engine = flowd_engine::engine::EngineConfig {
+            queue_capacity: file
+                .queue_capacity
+                .unwrap_or(engine_defaults.queue_capacity)
+                .max(1),
+            workers: file.workers.unwrap_or(engine_defaults.workers).max(1),
+            limits: flowd_engine::services::RunLimits { run_time },
+            storage_caps: storage,
+            log_ring: file.log_ring.unwrap_or(engine_defaults.log_ring).max(1),
+            retention,
+        };
         Ok(Settings {
             listen: args
                 .listen
@@ -99,11 +139,10 @@ impl Settings {
             log_format,
             limits: Limits {
                 max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),
-                storage: flowd_store::StorageCaps {
-                    max_keys: file.storage_max_keys.unwrap_or(defaults.storage.max_keys),
-                    max_bytes: file.storage_max_bytes.unwrap_or(defaults.storage.max_bytes),
-                },
+                storage,
+                retention_ms: retention.as_millis() as i64,
             },
+            engine,
             owner_token,
         })
     }

@@ -113,8 +113,10 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(settings.data_dir.join("listen-addr"), address.to_string())?;
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "listening on {address}");
 
+    let engine = flowd_engine::engine::Engine::start(store.clone(), settings.engine);
     let state = AppState {
         store: store.clone(),
+        engine: engine.clone(),
         limits: settings.limits,
     };
     let app = flowd_api::app(state).layer(tower_http::trace::TraceLayer::new_for_http());
@@ -122,6 +124,8 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
 
+    // Requests have drained; let queued and running runs finish, then write what they left.
+    engine.shutdown().await;
     store.close().await?;
     tracing::info!("store closed; bye");
     Ok(())

@@ -5,5 +5,22 @@
 //! * [`value`] — JavaScript value semantics (printing, numbers, truthiness, equality, `+`).
 //! * [`path`] — payload paths, parsed once and walked at run time.
 
+pub mod accounting;
+pub mod compile;
+pub mod debug;
+pub mod engine;
+pub mod error;
+pub mod expression;
+pub mod js;
+pub mod node;
+pub mod nodes;
+pub mod observer;
 pub mod path;
+pub mod queue;
+pub mod run;
+pub mod services;
+pub mod storage;
+pub mod template;
+#[cfg(test)]
+mod testing;
 pub mod value;

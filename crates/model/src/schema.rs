@@ -42,6 +42,9 @@ schemas! {
     BulkDeleteResponse => "bulkDeleteResponse.json",
     Error => "error.json",
     Flow => "flow.json",
+    FlowErrors => "flowErrors.json",
+    FlowLog => "flowLog.json",
+    FlowStats => "flowStats.json",
     FlowPatch => "flowPatch.json",
     FlowPost => "flowPost.json",
     FlowStorageEntries => "flowStorageEntries.json",
@@ -59,6 +62,7 @@ schemas! {
     AdvancedFlowQuery => "advancedFlowQuery.json",
     AdvancedFlowVersionQuery => "advancedFlowVersionQuery.json",
     Success => "success.json",
+    VirtualButtonPress => "virtualButtonPress.json",
 }
 
 /// The parsed schema document.

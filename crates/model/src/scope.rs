@@ -133,12 +133,20 @@ actions! {
     FlowGetStorageEntriesMetadata => "flow.getStorageEntriesMetadata", "flow.*", READ;
     FlowSetStorageEntry => "flow.setStorageEntry", "flow.*", WRITE;
     FlowClearStorageEntries => "flow.clearStorageEntries", "flow.*", WRITE;
+    FlowPressVirtualButton => "flow.pressVirtualButton", "flow.*", WRITE;
+    FlowErrors => "flow.errors", "flow.*", READ;
+    FlowLog => "flow.log", "flow.*", READ;
+    FlowStats => "flow.stats", "flow.*", READ;
+    FlowDebug => "flow.debug", "flow.*", READ;
     FlowVersionsGet => "flowVersions.get", "flowVersions.*", READ;
     FlowVersionsPost => "flowVersions.post", "flowVersions.*", WRITE;
     FlowVersionsDelete => "flowVersions.delete", "flowVersions.*", WRITE;
     FlowVersionGet => "flowVersion.get", "flowVersion.*", READ;
     FlowVersionPatch => "flowVersion.patch", "flowVersion.*", WRITE;
     FlowVersionDelete => "flowVersion.delete", "flowVersion.*", WRITE;
+    FlowVersionErrors => "flowVersion.errors", "flowVersion.*", READ;
+    FlowVersionLog => "flowVersion.log", "flowVersion.*", READ;
+    FlowVersionStats => "flowVersion.stats", "flowVersion.*", READ;
 }
 
 /// Whether a token holding `scopes` may perform `action`.
@@ -228,6 +236,23 @@ mod tests {
         assert!(allows(&["flows.*"], Action::FlowsImport));
         assert!(!allows(&["flowVersion.*"], Action::FlowVersionsPost));
         assert!(!allows::<&str>(&[], Action::FlowGet));
+    }
+
+    #[test]
+    fn run_history_and_presses() {
+        assert!(allows(&["flow.log"], Action::FlowLog));
+        assert!(allows(&["all.Application.read"], Action::FlowStats));
+        assert!(!allows(
+            &["all.Application.read"],
+            Action::FlowPressVirtualButton
+        ));
+        assert!(allows(
+            &["flow.pressVirtualButton"],
+            Action::FlowPressVirtualButton
+        ));
+        assert!(allows(&["flowVersion.*"], Action::FlowVersionErrors));
+        assert!(allows(&["flow.debug"], Action::FlowDebug));
+        assert!(!allows(&["flow.get"], Action::FlowDebug));
     }
 
     #[test]

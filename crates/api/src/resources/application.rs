@@ -60,6 +60,7 @@ async fn patch(
     doc.insert("lastUpdated".into(), json!(flowd_model::time::now_iso()));
     let doc = Value::Object(doc);
     state.store.update_application(&doc).await?;
+    state.engine.invalidate_application(&application_id);
     Ok(Json(present(doc, params.links())))
 }
 
@@ -70,8 +71,23 @@ async fn remove(
 ) -> ApiResult<Json<Value>> {
     who.require(Action::ApplicationDelete, Some(&application_id))?;
     let id = path_id(&application_id, "Application")?;
+    // The store deletes the flows with the application; the engine must forget them too.
+    let everything = flowd_store::ListQuery {
+        sort: flowd_store::Column::Id,
+        direction: flowd_store::SortDirection::Asc,
+        page: 0,
+        per_page: u64::MAX / 2,
+        filter: None,
+        flow_class: None,
+    };
+    let flows = state.store.list_flows(id, &everything).await?.items;
     if !state.store.delete_application(id).await? {
         return Err(ApiError::not_found("Application"));
+    }
+    for flow in &flows {
+        if let Some(flow_id) = flow.get("id").and_then(Value::as_str) {
+            state.engine.flow_deleted(flow_id);
+        }
     }
     Ok(Json(success()))
 }

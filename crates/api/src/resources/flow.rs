@@ -1,7 +1,9 @@
 //! `/applications/{applicationId}/flows/{flowId}`: the Flow resource of the seed — get, patch,
 //! delete, and the flow's persistent storage (get, set, clear, metadata).
 //!
-//! Press virtual button, errors, logs and stats need the run engine and come with it.
+//! Storage goes through the engine's in-memory storage (the same one runs use), and a write
+//! is answered only once committed. Pressing a virtual button queues a run and answers at once
+//! (decision 4); errors, logs and stats come from [`crate::runs`].
 
 use crate::auth::Principal;
 use crate::documents::{into_object, merge, stamp_updated};
@@ -10,11 +12,13 @@ use crate::hal::success;
 use crate::request::{path_id, JsonBody, Params, PathParams};
 use crate::resources::application;
 use crate::resources::flows::present;
+use crate::runs::VersionSelection;
 use crate::state::AppState;
 use crate::workflow::prepare_graph;
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use flowd_engine::engine::Press;
 use flowd_model::schema::SchemaName;
 use flowd_model::scope::Action;
 use flowd_model::storage::{check_key, encode_value};
@@ -35,6 +39,22 @@ pub fn router() -> Router<AppState> {
         .route(
             "/applications/{applicationId}/flows/{flowId}/storage-metadata",
             get(storage_metadata),
+        )
+        .route(
+            "/applications/{applicationId}/flows/{flowId}/virtualButton",
+            post(press_virtual_button),
+        )
+        .route(
+            "/applications/{applicationId}/flows/{flowId}/errors",
+            get(errors),
+        )
+        .route(
+            "/applications/{applicationId}/flows/{flowId}/logs",
+            get(logs),
+        )
+        .route(
+            "/applications/{applicationId}/flows/{flowId}/stats",
+            get(stats),
         )
 }
 
@@ -59,10 +79,9 @@ async fn fetch(
 ) -> ApiResult<Json<Value>> {
     who.require(Action::FlowGet, Some(&application_id))?;
     params.bool("includeCustomNodes", false)?;
-    Ok(Json(present(
-        load(&state, &application_id, &flow_id).await?,
-        params.links(),
-    )))
+    let mut doc = load(&state, &application_id, &flow_id).await?;
+    doc["stats"] = crate::runs::summary(&state, &flow_id, state.limits.retention_ms).await?;
+    Ok(Json(present(doc, params.links())))
 }
 
 async fn patch(
@@ -77,11 +96,14 @@ async fn patch(
     let current = load(&state, &application_id, &flow_id).await?;
     let changes = into_object(body.validated(SchemaName::FlowPatch)?)?;
     if let Some(version_id) = changes.get("defaultVersionId").and_then(Value::as_str) {
-        if state
-            .store
-            .get_version(&flow_id, version_id)
-            .await?
-            .is_none()
+        // `get_version` also finds a version by name, and a name may look like an id; the
+        // default must be a version's id.
+        let found = state.store.get_version(&flow_id, version_id).await?;
+        if found
+            .as_ref()
+            .and_then(|v| v.get("id"))
+            .and_then(Value::as_str)
+            != Some(version_id)
         {
             return Err(ApiError::validation(format!(
                 "defaultVersionId: this workflow has no version with id {version_id}"
@@ -91,10 +113,11 @@ async fn patch(
     let mut doc = into_object(current)?;
     // Scalars merge; triggers, nodes and globals are replaced wholesale when present.
     merge(&mut doc, changes);
-    prepare_graph(&mut doc, &flow_id)?;
+    prepare_graph(&mut doc, &flow_id, &state.engine)?;
     stamp_updated(&mut doc, &who);
     let doc = Value::Object(doc);
     state.store.update_flow(&doc).await?;
+    state.engine.invalidate_flow(&flow_id);
     Ok(Json(present(doc, params.links())))
 }
 
@@ -108,6 +131,7 @@ async fn remove(
     if !state.store.delete_flow(&application_id, &flow_id).await? {
         return Err(ApiError::not_found("Flow"));
     }
+    state.engine.flow_deleted(&flow_id);
     Ok(Json(success()))
 }
 
@@ -118,9 +142,8 @@ async fn storage_entries(
 ) -> ApiResult<Json<Value>> {
     who.require(Action::FlowGetStorageEntries, Some(&application_id))?;
     load(&state, &application_id, &flow_id).await?;
-    Ok(Json(Value::Object(
-        state.store.storage_entries(&flow_id).await?,
-    )))
+    let storage = state.engine.storage().flow(&flow_id).await?;
+    Ok(Json(Value::Object(storage.entries())))
 }
 
 async fn storage_metadata(
@@ -130,9 +153,9 @@ async fn storage_metadata(
 ) -> ApiResult<Json<Value>> {
     who.require(Action::FlowGetStorageEntriesMetadata, Some(&application_id))?;
     load(&state, &application_id, &flow_id).await?;
-    let meta = state.store.storage_metadata(&flow_id).await?;
+    let (memory_used, keys_count) = state.engine.storage().flow(&flow_id).await?.metadata();
     Ok(Json(
-        json!({ "memoryUsed": meta.memory_used, "keysCount": meta.keys_count }),
+        json!({ "memoryUsed": memory_used, "keysCount": keys_count }),
     ))
 }
 
@@ -147,20 +170,19 @@ async fn set_storage_entry(
     let entry = body.validated(SchemaName::FlowStorageEntry)?;
     let key = entry.get("key").and_then(Value::as_str).unwrap_or_default();
     check_key(key).map_err(|e| ApiError::validation(format!("key: {e}")))?;
+    let storage = state.engine.storage().flow(&flow_id).await?;
     match entry.get("value") {
         // Decision 8: a key without a value deletes the entry.
         None => {
-            state.store.storage_delete(&flow_id, key).await?;
+            storage.remove(key);
         }
         Some(value) => {
-            let text = encode_value(key, value)
-                .map_err(|e| ApiError::validation(format!("value: {e}")))?;
-            state
-                .store
-                .storage_set(&flow_id, key, &text, state.limits.storage)
-                .await?;
+            encode_value(key, value).map_err(|e| ApiError::validation(format!("value: {e}")))?;
+            storage.set(key, value.clone())?;
         }
     }
+    // Answer only once the write is committed (the durability contract).
+    state.engine.storage().flush().await?;
     Ok(Json(success()))
 }
 
@@ -171,6 +193,88 @@ async fn clear_storage_entries(
 ) -> ApiResult<Json<Value>> {
     who.require(Action::FlowClearStorageEntries, Some(&application_id))?;
     load(&state, &application_id, &flow_id).await?;
-    state.store.storage_clear(&flow_id).await?;
+    state.engine.storage().flow(&flow_id).await?.clear();
+    state.engine.storage().flush().await?;
     Ok(Json(json!({})))
+}
+
+async fn press_virtual_button(
+    State(state): State<AppState>,
+    who: Principal,
+    PathParams((application_id, flow_id)): FlowPath,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    who.require(Action::FlowPressVirtualButton, Some(&application_id))?;
+    let flow = load(&state, &application_id, &flow_id).await?;
+    let press = body.validated(SchemaName::VirtualButtonPress)?;
+    if press.get("deploymentId").is_some() {
+        return Err(ApiError::validation(
+            "deploymentId: flowd runs workflows itself; it has no edge deployments",
+        ));
+    }
+    let text = |field: &str| press.get(field).and_then(Value::as_str).map(str::to_owned);
+    let press = Press {
+        key: text("key").unwrap_or_default(),
+        payload: press.get("payload").cloned(),
+        flow_version: text("flowVersion"),
+        device_id: text("deviceId"),
+        relay_id: Some(who.token_id.clone()),
+        relay_type: Some(who.actor_type().to_owned()),
+    };
+    state
+        .engine
+        .press_virtual_button(&application_id, &flow, press)
+        .await?;
+    Ok(Json(success()))
+}
+
+async fn history(
+    state: &AppState,
+    who: &Principal,
+    action: Action,
+    (application_id, flow_id): &(String, String),
+    params: &Params,
+) -> ApiResult<VersionSelection> {
+    who.require(action, Some(application_id))?;
+    load(state, application_id, flow_id).await?;
+    VersionSelection::resolve(state, flow_id, params.get("flowVersion")).await
+}
+
+async fn errors(
+    State(state): State<AppState>,
+    who: Principal,
+    params: Params,
+    PathParams(path): FlowPath,
+) -> ApiResult<Json<Value>> {
+    let selection = history(&state, &who, Action::FlowErrors, &path, &params).await?;
+    Ok(Json(
+        crate::runs::errors(&state, &path.1, selection, &params).await?,
+    ))
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    who: Principal,
+    params: Params,
+    PathParams(path): FlowPath,
+) -> ApiResult<Json<Value>> {
+    who.require(Action::FlowLog, Some(&path.0))?;
+    load(&state, &path.0, &path.1).await?;
+    // The logs action has no flowVersion parameter; every version's runs are listed.
+    let selection = VersionSelection { version: None };
+    Ok(Json(
+        crate::runs::logs(&state, &path.1, selection, &params).await?,
+    ))
+}
+
+async fn stats(
+    State(state): State<AppState>,
+    who: Principal,
+    params: Params,
+    PathParams(path): FlowPath,
+) -> ApiResult<Json<Value>> {
+    let selection = history(&state, &who, Action::FlowStats, &path, &params).await?;
+    Ok(Json(
+        crate::runs::stats(&state, &path.1, selection, &params).await?,
+    ))
 }

@@ -1,7 +1,7 @@
 //! `/applications/{applicationId}/flows/{flowId}/versions/{flowVersionId}`: get, patch
 //! (`notes`, `enabled`) and delete one version, addressed by id or by name.
 //!
-//! Errors, logs and stats of a version need the run engine and come with it.
+//! Its run history (`errors`, `logs`, `stats`) is served from [`crate::runs`].
 
 use crate::auth::Principal;
 use crate::documents::{into_object, merge, stamp_updated};
@@ -10,6 +10,7 @@ use crate::hal::success;
 use crate::request::{JsonBody, Params, PathParams};
 use crate::resources::flow;
 use crate::resources::flow_versions::present;
+use crate::runs::VersionSelection;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::routing::get;
@@ -19,10 +20,12 @@ use flowd_model::scope::Action;
 use serde_json::Value;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/applications/{applicationId}/flows/{flowId}/versions/{flowVersionId}",
-        get(fetch).patch(patch).delete(remove),
-    )
+    const PATH: &str = "/applications/{applicationId}/flows/{flowId}/versions/{flowVersionId}";
+    Router::new()
+        .route(PATH, get(fetch).patch(patch).delete(remove))
+        .route(&format!("{PATH}/errors"), get(errors))
+        .route(&format!("{PATH}/logs"), get(logs))
+        .route(&format!("{PATH}/stats"), get(stats))
 }
 
 type VersionPath = PathParams<(String, String, String)>;
@@ -74,6 +77,7 @@ async fn patch(
     stamp_updated(&mut doc, &who);
     let doc = Value::Object(doc);
     state.store.update_version(&doc).await?;
+    state.engine.invalidate_flow(&flow_id);
     Ok(Json(present(doc, params.links())))
 }
 
@@ -91,5 +95,56 @@ async fn remove(
         ));
     }
     state.store.delete_version(&flow_id, id).await?;
+    state.engine.invalidate_flow(&flow_id);
     Ok(Json(success()))
+}
+
+/// The version's run history, for one of the three history actions.
+async fn history(
+    state: &AppState,
+    who: &Principal,
+    action: Action,
+    (application_id, flow_id, version): &(String, String, String),
+) -> ApiResult<VersionSelection> {
+    who.require(action, Some(application_id))?;
+    let (_, doc) = load(state, application_id, flow_id, version).await?;
+    Ok(VersionSelection {
+        version: Some(crate::runs::named(&doc)),
+    })
+}
+
+async fn errors(
+    State(state): State<AppState>,
+    who: Principal,
+    params: Params,
+    PathParams(path): VersionPath,
+) -> ApiResult<Json<Value>> {
+    let selection = history(&state, &who, Action::FlowVersionErrors, &path).await?;
+    Ok(Json(
+        crate::runs::errors(&state, &path.1, selection, &params).await?,
+    ))
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    who: Principal,
+    params: Params,
+    PathParams(path): VersionPath,
+) -> ApiResult<Json<Value>> {
+    let selection = history(&state, &who, Action::FlowVersionLog, &path).await?;
+    Ok(Json(
+        crate::runs::logs(&state, &path.1, selection, &params).await?,
+    ))
+}
+
+async fn stats(
+    State(state): State<AppState>,
+    who: Principal,
+    params: Params,
+    PathParams(path): VersionPath,
+) -> ApiResult<Json<Value>> {
+    let selection = history(&state, &who, Action::FlowVersionStats, &path).await?;
+    Ok(Json(
+        crate::runs::stats(&state, &path.1, selection, &params).await?,
+    ))
 }

@@ -99,6 +99,7 @@ pub fn new_version(
     flow_id: &str,
     flow_class: Value,
     who: &Principal,
+    engine: &flowd_engine::engine::Engine,
 ) -> ApiResult<Map<String, Value>> {
     fields.retain(|k, _| CLIENT_FIELDS.contains(&k.as_str()));
     let name = fields
@@ -117,7 +118,7 @@ pub fn new_version(
     fields.insert("flowClass".into(), flow_class);
     fields.entry("notes").or_insert(json!(""));
     fields.entry("enabled").or_insert(json!(true));
-    prepare_graph(&mut fields, flow_id)?;
+    prepare_graph(&mut fields, flow_id, engine)?;
     Ok(fields)
 }
 
@@ -212,7 +213,14 @@ async fn create(
     let replace = params.bool("allowReplacement", false)?;
     let fields = into_object(body.validated(SchemaName::FlowVersionPost)?)?;
     let flow_class = flow.get("flowClass").cloned().unwrap_or(json!("cloud"));
-    let mut doc = new_version(fields, &application_id, &flow_id, flow_class, &who)?;
+    let mut doc = new_version(
+        fields,
+        &application_id,
+        &flow_id,
+        flow_class,
+        &who,
+        &state.engine,
+    )?;
     let name = doc
         .get("version")
         .and_then(Value::as_str)
@@ -240,6 +248,7 @@ async fn create(
     }
     let doc = Value::Object(doc);
     state.store.insert_version(&doc, replace).await?;
+    state.engine.invalidate_flow(&flow_id);
     Ok((StatusCode::CREATED, Json(present(doc, params.links()))))
 }
 
@@ -273,5 +282,6 @@ async fn delete_many(
             removed += 1;
         }
     }
+    state.engine.invalidate_flow(&flow_id);
     Ok(Json(json!({ "removed": removed, "failed": failed })))
 }

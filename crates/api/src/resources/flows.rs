@@ -90,6 +90,7 @@ fn new_flow(
     mut fields: Map<String, Value>,
     application_id: &str,
     who: &Principal,
+    engine: &flowd_engine::engine::Engine,
 ) -> ApiResult<Map<String, Value>> {
     fields.retain(|k, _| CLIENT_FIELDS.contains(&k.as_str()));
     let id = flowd_model::id::new_id();
@@ -98,7 +99,7 @@ fn new_flow(
     fields.entry("description").or_insert(json!(""));
     fields.entry("enabled").or_insert(json!(true));
     fields.entry("flowClass").or_insert(json!("cloud"));
-    prepare_graph(&mut fields, &id)?;
+    prepare_graph(&mut fields, &id, engine)?;
     Ok(fields)
 }
 
@@ -113,7 +114,7 @@ async fn create(
     application::load(&state, &application_id).await?;
     params.bool("includeCustomNodes", false)?;
     let fields = into_object(body.validated(SchemaName::FlowPost)?)?;
-    let doc = Value::Object(new_flow(fields, &application_id, &who)?);
+    let doc = Value::Object(new_flow(fields, &application_id, &who, &state.engine)?);
     state.store.insert_flow(&doc).await?;
     Ok((StatusCode::CREATED, Json(present(doc, params.links()))))
 }
@@ -316,7 +317,7 @@ async fn import(
     let mut flows = Vec::with_capacity(flows_in.len());
     for (index, flow) in flows_in.iter().enumerate() {
         let fields = into_object(flow.clone())?;
-        let mut doc = new_flow(fields, &application_id, &who)
+        let mut doc = new_flow(fields, &application_id, &who, &state.engine)
             .map_err(|e| ApiError::validation(format!("flows[{index}]: {e}")))?;
         // Decision 3: imported flows start disabled.
         doc.insert("enabled".into(), json!(false));
@@ -357,6 +358,7 @@ async fn import(
             &new_flow_id,
             flow_class,
             &who,
+            &state.engine,
         )
         .map_err(|e| ApiError::validation(format!("flowVersions[{index}]: {e}")))?;
         if let Some(old) = old_id {

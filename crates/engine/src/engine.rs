@@ -1,0 +1,414 @@
+//! The engine as the API and the CLI see it: compiled flows in a cache, a bounded run queue and
+//! its workers, storage, accounting and debug output, and the virtual button press.
+
+use crate::accounting::Accounting;
+use crate::compile::{compile, CompiledFlow, FlowIdentity};
+use crate::debug::DebugHub;
+use crate::error::CompileError;
+use crate::observer::RunObserver;
+use crate::queue::{InProcessQueue, JobHandler, RunJob, RunQueue, VersionRef};
+use crate::run::{execute, RunStart};
+use crate::services::{RunLimits, Services};
+use crate::storage::StorageService;
+use flowd_store::{StorageCaps, Store};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+/// Compiled flows kept at once; past it an arbitrary entry is dropped (it is recompiled on its
+/// next use).
+pub const MAX_CACHED_FLOWS: usize = 20_000;
+
+/// Engine settings (configurable, with documented defaults).
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// Runs waiting for a worker before presses are refused (429).
+    pub queue_capacity: usize,
+    /// Runs executing at once.
+    pub workers: usize,
+    pub limits: RunLimits,
+    pub storage_caps: StorageCaps,
+    /// Log entries kept per flow.
+    pub log_ring: usize,
+    /// How long run history is kept.
+    pub retention: std::time::Duration,
+}
+
+/// How often old run history is deleted.
+const RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            queue_capacity: 10_000,
+            workers: 256,
+            limits: RunLimits::default(),
+            storage_caps: StorageCaps {
+                max_keys: 100_000,
+                max_bytes: 64 * 1024 * 1024,
+            },
+            log_ring: crate::accounting::DEFAULT_LOG_RING,
+            retention: std::time::Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
+/// Why a press was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PressError {
+    /// The press names something that cannot run (decision 4: a 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The run queue is full (a 429).
+    #[error("the run queue is full; try again shortly")]
+    Busy,
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// A virtual button press.
+#[derive(Debug, Clone, Default)]
+pub struct Press {
+    pub key: String,
+    /// `data` of the run; `None` uses the button's default payload.
+    pub payload: Option<Value>,
+    /// Version name or id; `None` runs the default version.
+    pub flow_version: Option<String>,
+    pub device_id: Option<String>,
+    pub relay_id: Option<String>,
+    pub relay_type: Option<String>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    services: Arc<Services>,
+    cache: Mutex<HashMap<(String, VersionRef), Arc<CompiledFlow>>>,
+    queue: OnceLock<Box<dyn RunQueue>>,
+    accounting: Arc<Accounting>,
+    debug: Arc<DebugHub>,
+}
+
+/// The engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+fn text<'a>(doc: &'a Value, field: &str) -> &'a str {
+    doc.get(field).and_then(Value::as_str).unwrap_or_default()
+}
+
+impl Engine {
+    /// Starts the engine's tasks on the current tokio runtime.
+    pub fn start(store: Arc<dyn Store>, config: EngineConfig) -> Engine {
+        Engine::start_with_observers(store, config, Vec::new())
+    }
+
+    /// Starts the engine with extra observers (a trace recorder, a test probe).
+    pub fn start_with_observers(
+        store: Arc<dyn Store>,
+        config: EngineConfig,
+        extra: Vec<Arc<dyn RunObserver>>,
+    ) -> Engine {
+        let accounting = Accounting::start(store.clone(), config.log_ring);
+        let debug = Arc::new(DebugHub::default());
+        let mut observers: Vec<Arc<dyn RunObserver>> = vec![accounting.clone(), debug.clone()];
+        observers.extend(extra);
+        let services = Arc::new(Services {
+            storage: StorageService::start(store.clone(), config.storage_caps),
+            observers,
+            limits: config.limits,
+        });
+        let inner = Arc::new(Inner {
+            store,
+            services,
+            cache: Mutex::new(HashMap::new()),
+            queue: OnceLock::new(),
+            accounting,
+            debug,
+        });
+        let weak: Weak<Inner> = Arc::downgrade(&inner);
+        let handler: JobHandler = Arc::new(move |job| {
+            let weak = weak.clone();
+            Box::pin(async move {
+                if let Some(inner) = weak.upgrade() {
+                    Engine { inner }.run_job(job).await;
+                }
+            })
+        });
+        let queue = InProcessQueue::start(config.queue_capacity, config.workers, handler);
+        let _ = inner.queue.set(Box::new(queue));
+        let store = inner.store.clone();
+        let retention = config.retention;
+        tokio::spawn(async move {
+            // Keeps the data dir bounded: history older than the retention window goes.
+            loop {
+                let before = chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64;
+                match store.delete_accounting_before(before).await {
+                    Ok(removed) if removed > 0 => {
+                        tracing::info!(removed, "deleted old run history")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "deleting old run history failed"),
+                }
+                tokio::time::sleep(RETENTION_SWEEP).await;
+            }
+        });
+        Engine { inner }
+    }
+
+    pub fn storage(&self) -> &StorageService {
+        &self.inner.services.storage
+    }
+
+    pub fn accounting(&self) -> &Arc<Accounting> {
+        &self.inner.accounting
+    }
+
+    pub fn debug(&self) -> &Arc<DebugHub> {
+        &self.inner.debug
+    }
+
+    /// Checks that a graph compiles (the API calls this before saving a flow or version).
+    pub fn check(
+        &self,
+        graph: &Value,
+        application_globals: Option<&Value>,
+    ) -> Result<(), CompileError> {
+        let identity = FlowIdentity {
+            application_id: String::new(),
+            application_name: String::new(),
+            flow_id: String::new(),
+            flow_name: String::new(),
+            version_name: "develop".into(),
+            version_id: None,
+            enabled: true,
+        };
+        compile(identity, graph, application_globals).map(|_| ())
+    }
+
+    /// Forgets compiled versions of a flow (after a PATCH, a version change or a delete).
+    pub fn invalidate_flow(&self, flow_id: &str) {
+        self.lock_cache().retain(|(flow, _), _| flow != flow_id);
+    }
+
+    /// Forgets compiled flows of an application (after its globals or name change).
+    pub fn invalidate_application(&self, application_id: &str) {
+        self.lock_cache()
+            .retain(|_, flow| flow.identity.application_id != application_id);
+    }
+
+    /// A flow was deleted: drop its compiled versions, storage memory and debug output.
+    pub fn flow_deleted(&self, flow_id: &str) {
+        self.invalidate_flow(flow_id);
+        self.inner.services.storage.forget(flow_id);
+        self.inner.debug.forget(flow_id);
+    }
+
+    fn lock_cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, VersionRef), Arc<CompiledFlow>>> {
+        self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The compiled form of a flow version, from the cache or compiled now. `Ok(None)` when
+    /// the flow or version no longer exists.
+    pub async fn compiled(
+        &self,
+        application_id: &str,
+        flow_id: &str,
+        version: &VersionRef,
+    ) -> Result<Option<Arc<CompiledFlow>>, String> {
+        let key = (flow_id.to_owned(), version.clone());
+        if let Some(found) = self.lock_cache().get(&key) {
+            return Ok(Some(found.clone()));
+        }
+        let store = &self.inner.store;
+        let Some(application) = store
+            .get_application(application_id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let Some(flow) = store
+            .get_flow(application_id, flow_id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let (graph, version_name, version_id, version_enabled) = match version {
+            VersionRef::Develop => (flow.clone(), "develop".to_owned(), None, true),
+            VersionRef::Id(id) => {
+                let Some(doc) = store
+                    .get_version(flow_id, id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                else {
+                    return Ok(None);
+                };
+                let name = text(&doc, "version").to_owned();
+                let enabled = doc.get("enabled").and_then(Value::as_bool).unwrap_or(true);
+                (doc, name, Some(id.clone()), enabled)
+            }
+        };
+        let identity = FlowIdentity {
+            application_id: application_id.to_owned(),
+            application_name: text(&application, "name").to_owned(),
+            flow_id: flow_id.to_owned(),
+            flow_name: text(&flow, "name").to_owned(),
+            version_name,
+            version_id,
+            enabled: flow.get("enabled").and_then(Value::as_bool).unwrap_or(true)
+                && version_enabled,
+        };
+        let compiled = Arc::new(
+            compile(identity, &graph, application.get("globals")).map_err(|e| e.to_string())?,
+        );
+        let mut cache = self.lock_cache();
+        if cache.len() >= MAX_CACHED_FLOWS {
+            if let Some(evict) = cache.keys().next().cloned() {
+                cache.remove(&evict);
+            }
+        }
+        cache.insert(key, compiled.clone());
+        Ok(Some(compiled))
+    }
+
+    /// Presses a virtual button of `flow` (its stored document): checks what decision 4 asks,
+    /// queues the run and returns its id. Answers once queued, not when the run ends.
+    pub async fn press_virtual_button(
+        &self,
+        application_id: &str,
+        flow: &Value,
+        press: Press,
+    ) -> Result<String, PressError> {
+        let flow_id = text(flow, "id");
+        if flow.get("enabled").and_then(Value::as_bool) == Some(false) {
+            return Err(PressError::Invalid("The workflow is disabled".into()));
+        }
+        let version = match press.flow_version.as_deref() {
+            Some("develop") => VersionRef::Develop,
+            Some(name_or_id) => {
+                let found = self
+                    .inner
+                    .store
+                    .get_version(flow_id, name_or_id)
+                    .await
+                    .map_err(|e| PressError::Internal(e.to_string()))?;
+                match found {
+                    Some(doc) => VersionRef::Id(text(&doc, "id").to_owned()),
+                    None => {
+                        return Err(PressError::Invalid(format!(
+                            "flowVersion: the workflow has no version \"{name_or_id}\""
+                        )))
+                    }
+                }
+            }
+            None => match flow.get("defaultVersionId").and_then(Value::as_str) {
+                Some(id) => VersionRef::Id(id.to_owned()),
+                None => VersionRef::Develop,
+            },
+        };
+        let compiled = self
+            .compiled(application_id, flow_id, &version)
+            .await
+            .map_err(PressError::Internal)?
+            .ok_or_else(|| PressError::Invalid("The workflow version no longer exists".into()))?;
+        if !compiled.identity.enabled {
+            return Err(PressError::Invalid(format!(
+                "Version \"{}\" of the workflow is disabled",
+                compiled.identity.version_name
+            )));
+        }
+        let Some(trigger) = compiled.trigger("virtualButton", &press.key) else {
+            return Err(PressError::Invalid(format!(
+                "key: version \"{}\" of the workflow has no virtual button \"{}\"",
+                compiled.identity.version_name, press.key
+            )));
+        };
+        let trigger = &compiled.triggers[trigger];
+        let data = match press.payload {
+            Some(data) => data,
+            None => default_button_payload(&trigger.meta),
+        };
+        let run_id = flowd_model::id::new_id();
+        let job = RunJob {
+            run_id: run_id.clone(),
+            application_id: application_id.to_owned(),
+            flow_id: flow_id.to_owned(),
+            version,
+            trigger_type: trigger.type_name.clone(),
+            trigger_key: trigger.key.clone().unwrap_or_else(|| press.key.clone()),
+            data,
+            relay_id: press.relay_id,
+            relay_type: press.relay_type,
+            device_id: press.device_id,
+            time_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        let queue = self
+            .inner
+            .queue
+            .get()
+            .ok_or_else(|| PressError::Internal("the run queue is not running".into()))?;
+        queue.try_submit(job).map_err(|_| PressError::Busy)?;
+        Ok(run_id)
+    }
+
+    /// A worker's handling of one job.
+    async fn run_job(&self, job: RunJob) {
+        let compiled = match self
+            .compiled(&job.application_id, &job.flow_id, &job.version)
+            .await
+        {
+            Ok(Some(compiled)) => compiled,
+            Ok(None) => {
+                tracing::info!(flow = %job.flow_id, run = %job.run_id, "the flow was deleted before its run started");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(flow = %job.flow_id, run = %job.run_id, error = %e, "cannot compile the flow for a queued run");
+                return;
+            }
+        };
+        let Some(trigger) = compiled.trigger(&job.trigger_type, &job.trigger_key) else {
+            tracing::info!(flow = %job.flow_id, run = %job.run_id, "the trigger was removed before its run started");
+            return;
+        };
+        let start = RunStart {
+            run_id: job.run_id,
+            trigger,
+            data: job.data,
+            relay_id: job.relay_id,
+            relay_type: job.relay_type,
+            device_id: job.device_id,
+            time_ms: job.time_ms,
+        };
+        execute(compiled, start, self.inner.services.clone()).await;
+    }
+
+    /// Stops taking runs, lets queued and running ones finish, and writes storage and
+    /// accounting.
+    pub async fn shutdown(&self) {
+        if let Some(queue) = self.inner.queue.get() {
+            queue.drain().await;
+        }
+        if let Err(e) = self.inner.services.storage.flush().await {
+            tracing::error!(error = %e, "flushing workflow storage at shutdown failed");
+        }
+        if let Err(e) = self.inner.accounting.flush().await {
+            tracing::error!(error = %e, "flushing run accounting at shutdown failed");
+        }
+    }
+}
+
+/// A virtual button's default payload: its `meta.payload` JSON object text; blank or absent is
+/// `{}`.
+pub fn default_button_payload(meta: &Value) -> Value {
+    meta.get("payload")
+        .and_then(Value::as_str)
+        .filter(|t| !t.trim().is_empty())
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_else(|| json!({}))
+}

@@ -1,0 +1,152 @@
+//! What a node is to the engine.
+//!
+//! A node type is one file under `nodes/`: a typed config (serde; known fields checked, unknown
+//! ones ignored so exports from every Losant revision load), a `compile` function that turns the
+//! config into a ready-to-run node (templates, expressions and paths parsed once), its output
+//! ports, and `execute`. Registering it is one line in `nodes/mod.rs`.
+//!
+//! `execute` is synchronous: pure nodes (conditional, math, mutate, storage, …) run inline,
+//! with no future allocated. A node that must wait on the world (delay, JavaScript, HTTP)
+//! returns [`Outcome::Wait`] with a future; the run keeps other paths moving meanwhile.
+
+use crate::error::{CompileError, ErrorName, NodeError};
+use crate::observer::DebugMessage;
+use crate::storage::FlowStorage;
+use futures::future::BoxFuture;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// What a node did.
+pub enum Outcome {
+    /// Continue on this output port.
+    Port(usize),
+    /// Wait for this future, then apply its result.
+    Wait(BoxFuture<'static, Result<Resume, NodeError>>),
+}
+
+/// A change to the payload made after a wait.
+pub type PayloadUpdate = Box<dyn FnOnce(&mut Value) -> Result<(), NodeError> + Send>;
+
+/// The result of a wait: the port to continue on and a change to apply to the payload.
+pub struct Resume {
+    pub port: usize,
+    pub update: Option<PayloadUpdate>,
+}
+
+impl Resume {
+    pub fn port(port: usize) -> Resume {
+        Resume { port, update: None }
+    }
+}
+
+/// What a node may reach while it runs: the run's identity, the flow's storage, the debug
+/// output, and the engine's shared services.
+pub struct NodeContext<'a> {
+    pub run: &'a RunInfo,
+    pub storage: Option<&'a Arc<FlowStorage>>,
+    pub services: &'a Arc<crate::services::Services>,
+    pub(crate) debug: &'a mut Vec<DebugMessage>,
+    pub(crate) node_id: &'a str,
+}
+
+impl NodeContext<'_> {
+    /// Sends a message to the flow's debug output.
+    pub fn debug(&mut self, message: String, value: Value, level: &str) {
+        self.debug.push(DebugMessage {
+            time_ms: chrono::Utc::now().timestamp_millis(),
+            flow_id: self.run.flow_id.clone(),
+            run_id: self.run.run_id.clone(),
+            version: self.run.version_name.clone(),
+            node_id: Some(self.node_id.to_owned()),
+            level: level.to_owned(),
+            message,
+            value,
+        });
+    }
+
+    /// The flow's storage; every flow has one, loaded before any node that declared it runs.
+    pub fn storage(&self) -> Result<&Arc<FlowStorage>, NodeError> {
+        self.storage.ok_or_else(|| {
+            NodeError::new(
+                ErrorName::InternalError,
+                "workflow storage was not loaded for this run",
+            )
+        })
+    }
+}
+
+/// Who and what a run is.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub run_id: String,
+    pub application_id: String,
+    pub flow_id: String,
+    pub flow_name: String,
+    /// `develop` or the version's name.
+    pub version_name: String,
+    /// `None` for develop.
+    pub version_id: Option<String>,
+    pub device_id: Option<String>,
+    pub started_ms: i64,
+}
+
+/// A node ready to run.
+pub trait Node: Send + Sync + 'static {
+    fn execute(&self, cx: &mut NodeContext<'_>, payload: &mut Value) -> Result<Outcome, NodeError>;
+}
+
+/// What a node type gets to compile from.
+pub struct NodeSpec<'a> {
+    pub id: &'a str,
+    pub type_name: &'a str,
+    pub config: &'a Value,
+    pub meta: &'a Value,
+}
+
+impl NodeSpec<'_> {
+    /// Parses the config into a node type's typed config. Unknown fields are ignored; known
+    /// ones must have the right shape.
+    pub fn config<T: serde::de::DeserializeOwned>(&self) -> Result<T, CompileError> {
+        let config = if self.config.is_null() {
+            &Value::Object(Default::default())
+        } else {
+            self.config
+        };
+        T::deserialize(config).map_err(|e| self.error(format!("config: {e}")))
+    }
+
+    /// An error that names this node.
+    pub fn error(&self, message: impl std::fmt::Display) -> CompileError {
+        CompileError(format!(
+            "Node \"{}\" ({}): {message}",
+            self.id, self.type_name
+        ))
+    }
+}
+
+/// What compiling a node gives.
+pub struct CompiledNodeType {
+    pub node: Box<dyn Node>,
+    /// How many output ports it has.
+    pub ports: usize,
+    /// Whether it reads or writes workflow storage (the run loads it first).
+    pub uses_storage: bool,
+}
+
+impl CompiledNodeType {
+    pub fn new(node: impl Node, ports: usize) -> Self {
+        CompiledNodeType {
+            node: Box::new(node),
+            ports,
+            uses_storage: false,
+        }
+    }
+
+    pub fn with_storage(mut self) -> Self {
+        self.uses_storage = true;
+        self
+    }
+}
+
+/// A node type's compile function.
+pub type CompileFn = fn(&NodeSpec<'_>) -> Result<CompiledNodeType, CompileError>;

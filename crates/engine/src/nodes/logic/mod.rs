@@ -1,0 +1,4 @@
+//! Logic nodes.
+
+pub mod json_decode;
+pub mod json_encode;

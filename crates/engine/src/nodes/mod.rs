@@ -1,0 +1,116 @@
+//! Node types, one file each, grouped as Losant's palette groups them. [`REGISTRY`] is the one
+//! place a node type is made known: its type string and its compile function.
+//!
+//! Node types Losant knows but flowd does not run yet compile to [`Unsupported`], so that real
+//! exports load and can be edited; a run that reaches one fails with `UnsupportedNode`.
+
+pub mod logic;
+
+use crate::error::{CompileError, ErrorName, NodeError};
+use crate::node::{CompileFn, CompiledNodeType, Node, NodeContext, NodeSpec, Outcome};
+use serde_json::Value;
+
+/// Every node type flowd runs: (type string, compile function).
+pub const REGISTRY: &[(&str, CompileFn)] = &[
+    ("JsonDecodeNode", logic::json_decode::compile),
+    ("JsonEncodeNode", logic::json_encode::compile),
+];
+
+/// Compiles a node of any type.
+pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
+    match REGISTRY.iter().find(|(name, _)| *name == spec.type_name) {
+        Some((_, compile)) => compile(spec),
+        None if flowd_model::catalogue::is_known_node_type(spec.type_name) => {
+            // A node's port count is unknown here; allow what the document wires.
+            Ok(CompiledNodeType::new(
+                Unsupported {
+                    type_name: spec.type_name.to_owned(),
+                },
+                100,
+            ))
+        }
+        None => Err(spec.error(format!("unknown node type \"{}\"", spec.type_name))),
+    }
+}
+
+/// Whether flowd can run a node type.
+pub fn is_supported(type_name: &str) -> bool {
+    REGISTRY.iter().any(|(name, _)| *name == type_name)
+}
+
+/// A node type flowd cannot run yet.
+pub struct Unsupported {
+    type_name: String,
+}
+
+impl Node for Unsupported {
+    fn execute(&self, _: &mut NodeContext<'_>, _: &mut Value) -> Result<Outcome, NodeError> {
+        Err(NodeError::new(
+            ErrorName::UnsupportedNode,
+            format!("flowd cannot run {} nodes yet", self.type_name),
+        ))
+    }
+}
+
+/// Parses a required payload path field.
+pub(crate) fn path(
+    spec: &NodeSpec<'_>,
+    field: &str,
+    text: &str,
+) -> Result<crate::path::PayloadPath, CompileError> {
+    crate::path::PayloadPath::parse(text).map_err(|e| spec.error(format!("{field}: {e}")))
+}
+
+/// Parses an optional payload path field (absent or blank means none).
+pub(crate) fn optional_path(
+    spec: &NodeSpec<'_>,
+    field: &str,
+    text: Option<&str>,
+) -> Result<Option<crate::path::PayloadPath>, CompileError> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(text) => path(spec, field, text).map(Some),
+    }
+}
+
+/// How a node reports a failure of its own action (`errorBehavior`).
+#[derive(Debug, Clone)]
+pub(crate) enum ErrorBehavior {
+    /// Halt the run (the default).
+    Throw,
+    /// Write `{type, message}` to the path and continue.
+    PayloadPath(crate::path::PayloadPath),
+}
+
+impl ErrorBehavior {
+    pub(crate) fn compile(
+        spec: &NodeSpec<'_>,
+        behavior: Option<&str>,
+        error_path: Option<&str>,
+    ) -> Result<ErrorBehavior, CompileError> {
+        match behavior.unwrap_or("throw") {
+            "throw" => Ok(ErrorBehavior::Throw),
+            "payloadPath" => match optional_path(spec, "errorPath", error_path)? {
+                Some(path) => Ok(ErrorBehavior::PayloadPath(path)),
+                None => Err(spec.error("errorPath is required when errorBehavior is payloadPath")),
+            },
+            other => Err(spec.error(format!(
+                "errorBehavior must be throw or payloadPath, not \"{other}\""
+            ))),
+        }
+    }
+
+    /// Applies the behaviour to a failure of the node's action.
+    pub(crate) fn handle(&self, payload: &mut Value, error: NodeError) -> Result<(), NodeError> {
+        match self {
+            ErrorBehavior::Throw => Err(error),
+            ErrorBehavior::PayloadPath(path) => {
+                path.set(
+                    payload,
+                    serde_json::json!({"type": error.name.as_str(), "message": error.message}),
+                );
+                Ok(())
+            }
+        }
+    }
+}

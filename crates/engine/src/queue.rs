@@ -1,0 +1,168 @@
+//! The run queue: presses (and later webhooks and timers) become [`RunJob`]s that wait in a
+//! bounded queue for a worker. When the queue is full, the caller is told at once (the API
+//! answers 429) instead of memory growing. [`RunQueue`] is the seam for a NATS JetStream queue:
+//! a job is plain data (ids, not pointers), so it can cross a process boundary.
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::sync::{mpsc, Semaphore};
+
+/// Which version a job runs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum VersionRef {
+    Develop,
+    Id(String),
+}
+
+/// One run to make.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunJob {
+    pub run_id: String,
+    pub application_id: String,
+    pub flow_id: String,
+    pub version: VersionRef,
+    pub trigger_type: String,
+    pub trigger_key: String,
+    pub data: Value,
+    pub relay_id: Option<String>,
+    pub relay_type: Option<String>,
+    pub device_id: Option<String>,
+    pub time_ms: i64,
+}
+
+/// The queue is full; try again later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the run queue is full")]
+pub struct QueueFull;
+
+/// Where jobs wait for a worker.
+pub trait RunQueue: Send + Sync {
+    /// Queues a job, or refuses at once when full.
+    fn try_submit(&self, job: RunJob) -> Result<(), QueueFull>;
+    /// Stops taking jobs and waits until the queued and running ones are done.
+    fn drain(&self) -> BoxFuture<'static, ()>;
+}
+
+/// What a worker does with a job.
+pub type JobHandler = Arc<dyn Fn(RunJob) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// The in-process queue: a bounded channel and a dispatcher that runs up to `workers` jobs at
+/// once as tokio tasks.
+pub struct InProcessQueue {
+    sender: std::sync::Mutex<Option<mpsc::Sender<RunJob>>>,
+    workers: Arc<Semaphore>,
+    worker_count: u32,
+    done: Arc<tokio::sync::Notify>,
+}
+
+impl InProcessQueue {
+    pub fn start(capacity: usize, workers: usize, handler: JobHandler) -> InProcessQueue {
+        let (sender, mut receiver) = mpsc::channel::<RunJob>(capacity.max(1));
+        let semaphore = Arc::new(Semaphore::new(workers.max(1)));
+        let done = Arc::new(tokio::sync::Notify::new());
+        let permits = semaphore.clone();
+        let finished = done.clone();
+        tokio::spawn(async move {
+            while let Some(job) = receiver.recv().await {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    handler(job).await;
+                    drop(permit);
+                });
+            }
+            finished.notify_waiters();
+        });
+        InProcessQueue {
+            sender: std::sync::Mutex::new(Some(sender)),
+            workers: semaphore,
+            worker_count: workers.max(1) as u32,
+            done,
+        }
+    }
+}
+
+impl RunQueue for InProcessQueue {
+    fn try_submit(&self, job: RunJob) -> Result<(), QueueFull> {
+        let guard = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(sender) => sender.try_send(job).map_err(|_| QueueFull),
+            None => Err(QueueFull),
+        }
+    }
+
+    fn drain(&self) -> BoxFuture<'static, ()> {
+        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let workers = self.workers.clone();
+        let count = self.worker_count;
+        let done = self.done.clone();
+        Box::pin(async move {
+            if let Some(sender) = sender {
+                let notified = done.notified();
+                // Closing the channel lets the dispatcher finish the queued jobs and stop.
+                drop(sender);
+                notified.await;
+            }
+            // Every permit back means no job is running.
+            let _all = workers.acquire_many(count).await;
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn job(n: usize) -> RunJob {
+        RunJob {
+            run_id: n.to_string(),
+            application_id: String::new(),
+            flow_id: String::new(),
+            version: VersionRef::Develop,
+            trigger_type: "virtualButton".into(),
+            trigger_key: String::new(),
+            data: Value::Null,
+            relay_id: None,
+            relay_type: None,
+            device_id: None,
+            time_ms: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_jobs_refuses_when_full_and_drains() {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let (counter, blocker) = (ran.clone(), gate.clone());
+        let handler: JobHandler = Arc::new(move |_job| {
+            let (counter, blocker) = (counter.clone(), blocker.clone());
+            Box::pin(async move {
+                let _ = blocker.acquire().await.map(|p| p.forget());
+                counter.fetch_add(1, Ordering::SeqCst);
+            })
+        });
+        let queue = InProcessQueue::start(2, 1, handler);
+        // One job runs (blocked), then the queue holds two; one more must be refused.
+        let mut accepted = 0;
+        for n in 0..10 {
+            if queue.try_submit(job(n)).is_ok() {
+                accepted += 1;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            accepted <= 4,
+            "accepted {accepted} with capacity 2 and 1 worker"
+        );
+        assert!(queue.try_submit(job(99)).is_err());
+        gate.add_permits(100);
+        queue.drain().await;
+        assert_eq!(ran.load(Ordering::SeqCst), accepted);
+        assert_eq!(queue.try_submit(job(100)), Err(QueueFull));
+    }
+}

@@ -1,0 +1,134 @@
+//! Helpers for node unit tests: compile one node and run it on a payload, with real services
+//! (a SQLite store in a temporary directory behind the storage service).
+
+use crate::error::{CompileError, NodeError};
+use crate::node::{CompiledNodeType, NodeContext, NodeSpec, Outcome, RunInfo};
+use crate::services::{RunLimits, Services};
+use crate::storage::StorageService;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub fn compile_node(type_name: &str, config: &Value) -> Result<CompiledNodeType, CompileError> {
+    let meta = json!({"label": "under test"});
+    crate::nodes::compile(&NodeSpec {
+        id: "n",
+        type_name,
+        config,
+        meta: &meta,
+    })
+}
+
+/// A tokio runtime and services over a fresh store with one application and flow (`f`).
+pub struct Harness {
+    pub runtime: tokio::runtime::Runtime,
+    pub services: Arc<Services>,
+    pub flow_id: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let flow_id = flowd_model::id::new_id();
+        let services = runtime.block_on(async {
+            let store = flowd_store::sqlite::SqliteStore::open(dir.path())
+                .await
+                .expect("store");
+            let app = flowd_model::id::new_id();
+            let now = flowd_model::time::now_iso();
+            use flowd_store::{ApplicationStore, FlowStore};
+            store
+                .insert_application(
+                    &json!({"id": app, "name": "a", "creationDate": now, "lastUpdated": now}),
+                )
+                .await
+                .expect("application");
+            store
+                .insert_flow(
+                    &json!({"id": flow_id, "applicationId": app, "name": "f", "flowClass": "cloud",
+                    "creationDate": now, "lastUpdated": now}),
+                )
+                .await
+                .expect("flow");
+            let store: Arc<dyn flowd_store::Store> = Arc::new(store);
+            Arc::new(Services {
+                storage: StorageService::start(
+                    store,
+                    flowd_store::StorageCaps {
+                        max_keys: 1000,
+                        max_bytes: 1 << 20,
+                    },
+                ),
+                observers: Vec::new(),
+                limits: RunLimits::default(),
+            })
+        });
+        Harness {
+            runtime,
+            services,
+            flow_id,
+            _dir: dir,
+        }
+    }
+
+    /// Runs one node (waiting if it waits) and returns its port and the payload after it.
+    pub fn run(
+        &self,
+        node: &CompiledNodeType,
+        mut payload: Value,
+    ) -> Result<(usize, Value), NodeError> {
+        self.runtime.block_on(async {
+            let storage = self
+                .services
+                .storage
+                .flow(&self.flow_id)
+                .await
+                .expect("storage");
+            let run = RunInfo {
+                run_id: "run".into(),
+                application_id: "app".into(),
+                flow_id: self.flow_id.clone(),
+                flow_name: "f".into(),
+                version_name: "develop".into(),
+                version_id: None,
+                device_id: None,
+                started_ms: 0,
+            };
+            let mut debug = Vec::new();
+            let outcome = {
+                let mut cx = NodeContext {
+                    run: &run,
+                    storage: Some(&storage),
+                    services: &self.services,
+                    debug: &mut debug,
+                    node_id: "n",
+                };
+                node.node.execute(&mut cx, &mut payload)?
+            };
+            match outcome {
+                Outcome::Port(port) => Ok((port, payload)),
+                Outcome::Wait(future) => {
+                    let resume = future.await?;
+                    if let Some(update) = resume.update {
+                        update(&mut payload)?;
+                    }
+                    Ok((resume.port, payload))
+                }
+            }
+        })
+    }
+}
+
+/// Compiles and runs one node on a fresh harness.
+pub fn run_node(
+    type_name: &str,
+    config: &Value,
+    payload: Value,
+) -> Result<(usize, Value), NodeError> {
+    let node = compile_node(type_name, config).expect("node compiles");
+    Harness::new().run(&node, payload)
+}
