@@ -39,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .merge(resources::application_api_token::router())
         .merge(resources::flows::router())
         .merge(resources::flow::router())
+        .merge(resources::flow_debug::router())
         .merge(resources::flow_versions::router())
         .merge(resources::flow_version::router())
         .fallback(|| async { ApiError::NotFound("No such route".into()) })

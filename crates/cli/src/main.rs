@@ -5,6 +5,7 @@
 //! file (`--config`), and built-in defaults (see `config.rs` and the README).
 
 mod config;
+mod run;
 mod serve;
 mod token;
 
@@ -27,6 +28,8 @@ struct Cli {
 enum Command {
     /// Run the API server.
     Serve(ServeArgs),
+    /// Run a workflow file once, without a server; exit 1 if the run fails.
+    Run(run::RunArgs),
     /// Make, list and revoke user-level API tokens on a data dir.
     Token {
         /// Directory holding the database.
@@ -97,6 +100,20 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => {
+            let runtime = match runtime() {
+                Ok(runtime) => runtime,
+                Err(code) => return code,
+            };
+            match runtime.block_on(run::run(args)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("flowd: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Token {
             data_dir,
             config,

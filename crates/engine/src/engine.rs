@@ -388,6 +388,16 @@ impl Engine {
         execute(compiled, start, self.inner.services.clone()).await;
     }
 
+    /// Runs a flow now, bypassing the queue, and returns how the run ended (the local runner
+    /// and tests use it).
+    pub async fn run_now(
+        &self,
+        flow: Arc<CompiledFlow>,
+        start: RunStart,
+    ) -> crate::observer::RunResult {
+        execute(flow, start, self.inner.services.clone()).await
+    }
+
     /// Stops taking runs, lets queued and running ones finish, and writes storage and
     /// accounting.
     pub async fn shutdown(&self) {

@@ -5,6 +5,7 @@ pub mod application_api_token;
 pub mod application_api_tokens;
 pub mod applications;
 pub mod flow;
+pub mod flow_debug;
 pub mod flow_version;
 pub mod flow_versions;
 pub mod flows;
