@@ -256,7 +256,7 @@ async fn walk(
                 Err(error) => return halt(&walk, &parked, index, error),
             }
             steps = steps.wrapping_add(1);
-            if steps % STEPS_PER_YIELD == 0 {
+            if steps.is_multiple_of(STEPS_PER_YIELD) {
                 tokio::task::yield_now().await;
             }
         }
