@@ -32,6 +32,10 @@ pub struct EngineConfig {
     pub log_ring: usize,
     /// How long run history is kept.
     pub retention: std::time::Duration,
+    /// Threads running Function node scripts.
+    pub js_workers: usize,
+    /// Time, memory and stack caps of one Function node run.
+    pub js_limits: crate::js::JsLimits,
 }
 
 /// How often old run history is deleted.
@@ -49,6 +53,8 @@ impl Default for EngineConfig {
             },
             log_ring: crate::accounting::DEFAULT_LOG_RING,
             retention: std::time::Duration::from_secs(30 * 86_400),
+            js_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            js_limits: crate::js::JsLimits::default(),
         }
     }
 }
@@ -116,6 +122,7 @@ impl Engine {
         observers.extend(extra);
         let services = Arc::new(Services {
             storage: StorageService::start(store.clone(), config.storage_caps),
+            js: crate::js::JsSandbox::new(config.js_workers, config.js_limits),
             observers,
             limits: config.limits,
         });

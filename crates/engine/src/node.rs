@@ -27,15 +27,21 @@ pub enum Outcome {
 /// A change to the payload made after a wait.
 pub type PayloadUpdate = Box<dyn FnOnce(&mut Value) -> Result<(), NodeError> + Send>;
 
-/// The result of a wait: the port to continue on and a change to apply to the payload.
+/// The result of a wait: the port to continue on, a change to apply to the payload, and
+/// lines for the flow's debug output (a Function node's `console.log`).
 pub struct Resume {
     pub port: usize,
     pub update: Option<PayloadUpdate>,
+    pub logs: Vec<String>,
 }
 
 impl Resume {
     pub fn port(port: usize) -> Resume {
-        Resume { port, update: None }
+        Resume {
+            port,
+            update: None,
+            logs: Vec::new(),
+        }
     }
 }
 

@@ -264,11 +264,24 @@ async fn walk(
             break;
         };
         let resumed = result.and_then(|resume| {
+            for line in resume.logs {
+                debug.push(DebugMessage {
+                    time_ms: chrono::Utc::now().timestamp_millis(),
+                    flow_id: run.flow_id.clone(),
+                    run_id: run.run_id.clone(),
+                    version: run.version_name.clone(),
+                    node_id: Some(flow.nodes[index].id.clone()),
+                    level: "info".into(),
+                    message: line,
+                    value: Value::Null,
+                });
+            }
             if let Some(update) = resume.update {
                 update(&mut payload)?;
             }
             Ok(resume.port)
         });
+        publish_debug(services, &mut debug);
         match resumed {
             Ok(port) => walk.emit(index, port, payload),
             Err(error) => return halt(&walk, &parked, index, error),

@@ -1,6 +1,7 @@
 //! What the engine shares with every run: storage, observers, limits (and, as nodes arrive,
 //! the JavaScript sandbox and HTTP client). Nodes reach the outside world only through these.
 
+use crate::js::JsSandbox;
 use crate::observer::RunObserver;
 use crate::storage::StorageService;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ impl Default for RunLimits {
 
 pub struct Services {
     pub storage: StorageService,
+    /// Where Function node scripts run.
+    pub js: JsSandbox,
     pub observers: Vec<Arc<dyn RunObserver>>,
     pub limits: RunLimits,
 }

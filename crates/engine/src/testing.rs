@@ -63,6 +63,7 @@ impl Harness {
                         max_bytes: 1 << 20,
                     },
                 ),
+                js: crate::js::JsSandbox::new(1, crate::js::JsLimits::default()),
                 observers: Vec::new(),
                 limits: RunLimits::default(),
             })

@@ -55,18 +55,16 @@ async fn debug_stream(
     let live = hub.subscribe(&flow_id);
     let recent: Vec<Event> = hub.recent(&flow_id).iter().map(event).collect();
     let live = stream::unfold(live, |mut receiver| async move {
-        loop {
-            match receiver.recv().await {
-                Ok(message) => return Some((event(&message), receiver)),
-                // A slow reader skips ahead and is told how much it missed.
-                Err(RecvError::Lagged(missed)) => {
-                    let note = Event::default()
-                        .event("lagged")
-                        .data(json!({ "missed": missed }).to_string());
-                    return Some((note, receiver));
-                }
-                Err(RecvError::Closed) => return None,
+        match receiver.recv().await {
+            Ok(message) => Some((event(&message), receiver)),
+            // A slow reader skips ahead and is told how much it missed.
+            Err(RecvError::Lagged(missed)) => {
+                let note = Event::default()
+                    .event("lagged")
+                    .data(json!({ "missed": missed }).to_string());
+                Some((note, receiver))
             }
+            Err(RecvError::Closed) => None,
         }
     });
     let events = stream::iter(recent).chain(live).map(Ok);
