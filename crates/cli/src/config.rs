@@ -26,6 +26,9 @@ pub struct FileSettings {
     pub run_time_limit_secs: Option<u64>,
     pub log_ring: Option<usize>,
     pub retention_days: Option<u64>,
+    pub function_workers: Option<usize>,
+    pub function_time_limit_ms: Option<u64>,
+    pub function_memory_mb: Option<usize>,
 }
 
 /// The resolved settings.
@@ -126,6 +129,18 @@ impl Settings {
             storage_caps: storage,
             log_ring: file.log_ring.unwrap_or(engine_defaults.log_ring).max(1),
             retention,
+            js_workers: file.function_workers.unwrap_or(engine_defaults.js_workers).max(1),
+            js_limits: flowd_engine::js::JsLimits {
+                time: file
+                    .function_time_limit_ms
+                    .map(std::time::Duration::from_millis)
+                    .unwrap_or(engine_defaults.js_limits.time),
+                memory_bytes: file
+                    .function_memory_mb
+                    .map(|mb| mb.saturating_mul(1024 * 1024))
+                    .unwrap_or(engine_defaults.js_limits.memory_bytes),
+                ..engine_defaults.js_limits
+            },
         };
         Ok(Settings {
             listen: args

@@ -4,6 +4,7 @@
 //! Node types Losant knows but flowd does not run yet compile to [`Unsupported`], so that real
 //! exports load and can be edited; a run that reaches one fails with `UnsupportedNode`.
 
+pub mod data;
 pub mod logic;
 
 use crate::error::{CompileError, ErrorName, NodeError};
@@ -12,8 +13,10 @@ use serde_json::Value;
 
 /// Every node type flowd runs: (type string, compile function).
 pub const REGISTRY: &[(&str, CompileFn)] = &[
+    ("GetValueNode", data::get_value::compile),
     ("JsonDecodeNode", logic::json_decode::compile),
     ("JsonEncodeNode", logic::json_encode::compile),
+    ("StoreValueNode", data::store_value::compile),
 ];
 
 /// Compiles a node of any type.
@@ -71,6 +74,63 @@ pub(crate) fn optional_path(
         None => Ok(None),
         Some(text) => path(spec, field, text).map(Some),
     }
+}
+
+/// Compiles a template field, naming the node and field on error.
+pub(crate) fn template(
+    spec: &NodeSpec<'_>,
+    field: &str,
+    text: &str,
+) -> Result<crate::template::Template, CompileError> {
+    crate::template::Template::compile(text).map_err(|e| spec.error(format!("{field}: {e}")))
+}
+
+/// Compiles a JSON template field, naming the node and field on error.
+pub(crate) fn json_template(
+    spec: &NodeSpec<'_>,
+    field: &str,
+    text: &str,
+) -> Result<crate::template::JsonTemplate, CompileError> {
+    crate::template::JsonTemplate::compile(text).map_err(|e| spec.error(format!("{field}: {e}")))
+}
+
+/// Renders a template as text; a rendering failure halts the run with `TemplateError`.
+pub(crate) fn render(
+    template: &crate::template::Template,
+    payload: &Value,
+) -> Result<String, NodeError> {
+    template
+        .render(payload)
+        .map_err(|e| NodeError::new(ErrorName::TemplateError, e.to_string()))
+}
+
+/// Renders a required template: empty output halts the run (FLOW-JSON §7.4).
+pub(crate) fn render_required(
+    template: &crate::template::Template,
+    field: &str,
+    payload: &Value,
+) -> Result<String, NodeError> {
+    let text = render(template, payload)?;
+    if text.is_empty() {
+        return Err(NodeError::new(
+            ErrorName::TemplateError,
+            format!(
+                "{field} rendered empty (template \"{}\")",
+                template.source()
+            ),
+        ));
+    }
+    Ok(text)
+}
+
+/// Renders a JSON template; a failure halts the run with `TemplateError`.
+pub(crate) fn render_json(
+    template: &crate::template::JsonTemplate,
+    payload: &Value,
+) -> Result<Value, NodeError> {
+    template
+        .render(payload)
+        .map_err(|e| NodeError::new(ErrorName::TemplateError, e.to_string()))
 }
 
 /// How a node reports a failure of its own action (`errorBehavior`).

@@ -1,0 +1,4 @@
+//! Data nodes.
+
+pub mod get_value;
+pub mod store_value;
