@@ -120,7 +120,8 @@ struct Job {
 type SharedReceiver = Arc<Mutex<mpsc::Receiver<Job>>>;
 
 /// A bounded pool of worker threads running Function node scripts. Cheap to share (`Arc` it);
-/// dropping it lets the workers finish what they hold and exit.
+/// dropping it lets the workers finish what they hold and exit. Clones share the workers.
+#[derive(Clone)]
 pub struct JsSandbox {
     queue: mpsc::Sender<Job>,
 }

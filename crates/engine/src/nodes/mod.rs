@@ -16,6 +16,7 @@ pub const REGISTRY: &[(&str, CompileFn)] = &[
     ("GetValueNode", data::get_value::compile),
     ("JsonDecodeNode", logic::json_decode::compile),
     ("JsonEncodeNode", logic::json_encode::compile),
+    ("RawFunctionNode", logic::function::compile),
     ("StoreValueNode", data::store_value::compile),
 ];
 
