@@ -8,8 +8,16 @@ use std::fmt;
 pub enum ErrorName {
     /// A Throw Error node.
     ThrowError,
-    /// A Function node script threw or could not run.
+    /// A Function node script threw an `Error` (or a non-error value, or a custom error class).
     FunctionNodeError,
+    /// A Function node script threw one of JavaScript's built-in error types: Losant names
+    /// these `FunctionNode` + the type (`FunctionNodeTypeError`, …).
+    FunctionNodeTypeError,
+    FunctionNodeRangeError,
+    FunctionNodeReferenceError,
+    FunctionNodeSyntaxError,
+    FunctionNodeUriError,
+    FunctionNodeEvalError,
     /// A template could not be rendered (or a JSON template did not give JSON).
     TemplateError,
     /// An expression could not be evaluated.
@@ -37,6 +45,12 @@ impl ErrorName {
         match self {
             ErrorName::ThrowError => "ThrowError",
             ErrorName::FunctionNodeError => "FunctionNodeError",
+            ErrorName::FunctionNodeTypeError => "FunctionNodeTypeError",
+            ErrorName::FunctionNodeRangeError => "FunctionNodeRangeError",
+            ErrorName::FunctionNodeReferenceError => "FunctionNodeReferenceError",
+            ErrorName::FunctionNodeSyntaxError => "FunctionNodeSyntaxError",
+            ErrorName::FunctionNodeUriError => "FunctionNodeURIError",
+            ErrorName::FunctionNodeEvalError => "FunctionNodeEvalError",
             ErrorName::TemplateError => "TemplateError",
             ErrorName::ExpressionError => "ExpressionError",
             ErrorName::ValidationError => "ValidationError",

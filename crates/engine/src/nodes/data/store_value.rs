@@ -80,9 +80,11 @@ pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
             },
         },
         "clear" => Operation::Clear,
-        other => return Err(spec.error(format!(
+        other => {
+            return Err(spec.error(format!(
             "valueType must be template, json, number, path, incr, decr or clear, not \"{other}\""
-        ))),
+        )))
+        }
     };
     Ok(CompiledNodeType::new(
         StoreValue {

@@ -47,7 +47,16 @@ fn to_node_error(error: JsError) -> NodeError {
             "the Function node script ran out of memory",
         ),
         JsError::Script { name, message } => {
-            NodeError::new(ErrorName::FunctionNodeError, format!("{name}: {message}"))
+            let name = match name.as_str() {
+                "TypeError" => ErrorName::FunctionNodeTypeError,
+                "RangeError" | "InternalError" => ErrorName::FunctionNodeRangeError,
+                "ReferenceError" => ErrorName::FunctionNodeReferenceError,
+                "SyntaxError" => ErrorName::FunctionNodeSyntaxError,
+                "URIError" => ErrorName::FunctionNodeUriError,
+                "EvalError" => ErrorName::FunctionNodeEvalError,
+                _ => ErrorName::FunctionNodeError,
+            };
+            NodeError::new(name, message)
         }
         JsError::Internal(message) => NodeError::new(ErrorName::InternalError, message),
     }
@@ -129,8 +138,12 @@ mod tests {
             json!({}),
         )
         .unwrap_err();
-        assert_eq!(e.name, ErrorName::FunctionNodeError);
-        assert!(e.message.contains("TypeError: bad"), "{e}");
+        assert_eq!(e.name, ErrorName::FunctionNodeTypeError);
+        assert_eq!(e.message, "bad");
+        let e = run_node("RawFunctionNode", &json!({"script": "payload.a.b.c = 1;"}), json!({})).unwrap_err();
+        assert_eq!(e.name, ErrorName::FunctionNodeTypeError);
+        let e = run_node("RawFunctionNode", &json!({"script": "throw 'plain';"}), json!({})).unwrap_err();
+        assert_eq!((e.name, e.message.as_str()), (ErrorName::FunctionNodeError, "plain"));
         let e = run_node(
             "RawFunctionNode",
             &json!({"script": "while(true){}"}),
@@ -151,7 +164,7 @@ mod tests {
             json!({}),
         )
         .unwrap_err();
-        assert_eq!(e.name, ErrorName::FunctionNodeError);
+        assert_eq!(e.name, ErrorName::FunctionNodeReferenceError);
     }
 
     #[test]
