@@ -1,0 +1,511 @@
+//! Runs through the API: pressing virtual buttons, and what storage, errors, logs and stats say
+//! afterwards — counts asserted exactly, every response checked against its official schema.
+
+mod common;
+
+use common::*;
+use flowd_model::schema::SchemaName;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// A flow whose button increments a counter, and whose second button fails in a Function node.
+fn counter_flow() -> Value {
+    json!({
+        "name": "counter",
+        "triggers": [
+            {"type": "virtualButton", "key": "count", "outputIds": [["incr"]],
+             "meta": {"payload": "{\"step\": 2}"}},
+            {"type": "virtualButton", "key": "fail", "outputIds": [["boom"]]}
+        ],
+        "nodes": [
+            {"id": "incr", "type": "StoreValueNode", "meta": {"label": "Count"},
+             "config": {"keyName": "presses", "valueType": "incr", "value": "{{data.step}}", "resultPath": "working.n"},
+             "outputIds": [["last"]]},
+            {"id": "last", "type": "StoreValueNode",
+             "config": {"keyName": "last", "valueType": "path", "valuePath": "data"}, "outputIds": [[]]},
+            {"id": "boom", "type": "RawFunctionNode", "meta": {"label": "Explodes"},
+             "config": {"script": "payload.data.missing.deep = 1;"}, "outputIds": [[]]}
+        ]
+    })
+}
+
+async fn press(server: &Server, flow_path: &str, body: Value) -> (reqwest::StatusCode, Value) {
+    server
+        .call(
+            Method::POST,
+            &format!("{flow_path}/virtualButton"),
+            Some(OWNER_TOKEN),
+            Some(&body),
+        )
+        .await
+}
+
+/// Polls the flow's logs until `runs` runs are recorded (runs finish after the press answers).
+async fn wait_for_runs(server: &Server, flow_path: &str, runs: usize) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs = server
+            .ok(
+                Method::GET,
+                &format!("{flow_path}/logs?limit=1000"),
+                None,
+                200,
+                SchemaName::FlowLog,
+            )
+            .await;
+        if logs.as_array().map_or(0, Vec::len) >= runs {
+            return logs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {runs} runs recorded: {logs}",
+            logs.as_array().map_or(0, Vec::len)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn presses_run_the_flow_and_history_reports_them() {
+    let server = Server::start().await;
+    let app = server.create_application("runs").await;
+    let flow = server.create_flow(&app, &counter_flow()).await;
+    let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
+
+    // Three presses with the button's default payload, one with our own, one that fails.
+    for _ in 0..3 {
+        let (status, body) = press(&server, &flow_path, json!({"key": "count"})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_schema(SchemaName::Success, &body);
+    }
+    let (status, _) = press(
+        &server,
+        &flow_path,
+        json!({"key": "count", "payload": {"step": 10}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = press(&server, &flow_path, json!({"key": "fail"})).await;
+    assert_eq!(status, 200);
+    let logs = wait_for_runs(&server, &flow_path, 5).await;
+
+    let storage = server
+        .ok(
+            Method::GET,
+            &format!("{flow_path}/storage"),
+            None,
+            200,
+            SchemaName::FlowStorageEntries,
+        )
+        .await;
+    assert_eq!(storage["presses"], json!(16), "3 × 2 + 10");
+    assert!(storage["last"] == json!({"step": 2}) || storage["last"] == json!({"step": 10}));
+
+    // Logs: one entry per run, newest first, the failed one with its error.
+    let entries = logs.as_array().unwrap();
+    assert_eq!(entries.len(), 5);
+    assert!(entries
+        .iter()
+        .all(|e| e["runCount"] == 1 && e["flowVersionId"] == "develop"));
+    let failed: Vec<&Value> = entries.iter().filter(|e| e["pathsFailed"] == 1).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["errors"][0]["nodeId"], "boom");
+    assert_eq!(
+        entries.iter().filter(|e| e["pathsCompleted"] == 1).count(),
+        4
+    );
+    let times: Vec<&str> = entries
+        .iter()
+        .map(|e| e["time"].as_str().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {times:?}"
+    );
+    let one = server
+        .ok(
+            Method::GET,
+            &format!("{flow_path}/logs"),
+            None,
+            200,
+            SchemaName::FlowLog,
+        )
+        .await;
+    assert_eq!(one.as_array().unwrap().len(), 1, "limit defaults to 1");
+
+    // Errors: the failing node with its id, label and a name from the closed list.
+    let errors = server
+        .ok(
+            Method::GET,
+            &format!("{flow_path}/errors"),
+            None,
+            200,
+            SchemaName::FlowErrors,
+        )
+        .await;
+    assert_eq!(errors["errors"].as_array().unwrap().len(), 1, "{errors}");
+    let error = &errors["errors"][0];
+    assert_eq!(error["nodeId"], "boom");
+    assert_eq!(error["nodeLabel"], "Explodes");
+    assert_eq!(error["flowVersion"], "develop");
+    assert_eq!(error["error"]["name"], "FunctionNodeTypeError");
+    assert_eq!(errors["limit"], 25);
+    assert_eq!(errors["sortDirection"], "desc");
+
+    // Stats at two resolutions add up to the same runs.
+    for resolution in [60_000, 3_600_000] {
+        let stats = server
+            .ok(
+                Method::GET,
+                &format!("{flow_path}/stats?resolution={resolution}"),
+                None,
+                200,
+                SchemaName::FlowStats,
+            )
+            .await;
+        let metrics = stats["metrics"].as_array().unwrap();
+        let sum = |field: &str| {
+            metrics
+                .iter()
+                .map(|m| m[field].as_u64().unwrap())
+                .sum::<u64>()
+        };
+        assert_eq!(
+            (sum("runCount"), sum("pathsCompleted"), sum("pathsFailed")),
+            (5, 4, 1),
+            "{stats}"
+        );
+        assert_eq!(stats["resolution"], resolution);
+        assert_eq!(
+            metrics.len() as i64,
+            86_400_000 / resolution + 1,
+            "a day of buckets, edges included"
+        );
+        let starts: Vec<i64> = metrics
+            .iter()
+            .map(|m| {
+                flowd_model::time::parse_iso(m["time"].as_str().unwrap())
+                    .unwrap()
+                    .timestamp_millis()
+            })
+            .collect();
+        assert!(
+            starts.iter().all(|t| t % resolution == 0),
+            "aligned to the resolution"
+        );
+        assert!(
+            starts.windows(2).all(|w| w[1] - w[0] == resolution),
+            "ascending, no gaps"
+        );
+    }
+
+    // The workflow document carries the summary.
+    let got = server
+        .ok(Method::GET, &flow_path, None, 200, SchemaName::Flow)
+        .await;
+    assert_eq!(got["stats"]["runCount"], 5);
+    assert_eq!(got["stats"]["errorCount"], 1);
+    assert_eq!(got["stats"]["byVersion"]["develop"]["runCount"], 5);
+}
+
+#[tokio::test]
+async fn presses_follow_versions_and_refuse_what_cannot_run() {
+    let server = Server::start().await;
+    let app = server.create_application("versions").await;
+    let flow = server.create_flow(&app, &counter_flow()).await;
+    let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
+
+    // v1 counts in another key.
+    let mut v1 = counter_flow();
+    v1["nodes"][0]["config"]["keyName"] = json!("v1-presses");
+    let v1_body = json!({"version": "v1", "triggers": v1["triggers"], "nodes": v1["nodes"]});
+    let version = server
+        .ok(
+            Method::POST,
+            &format!("{flow_path}/versions"),
+            Some(&v1_body),
+            201,
+            SchemaName::FlowVersion,
+        )
+        .await;
+    let v1_id = version["id"].as_str().unwrap().to_owned();
+
+    assert_eq!(
+        press(
+            &server,
+            &flow_path,
+            json!({"key": "count", "flowVersion": "v1"})
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        press(
+            &server,
+            &flow_path,
+            json!({"key": "count", "flowVersion": "develop"})
+        )
+        .await
+        .0,
+        200
+    );
+    // With a default version, a press that names none runs it.
+    server
+        .ok(
+            Method::PATCH,
+            &flow_path,
+            Some(&json!({"defaultVersionId": v1_id})),
+            200,
+            SchemaName::Flow,
+        )
+        .await;
+    assert_eq!(
+        press(&server, &flow_path, json!({"key": "count"})).await.0,
+        200
+    );
+    wait_for_runs(&server, &flow_path, 3).await;
+    let storage = server
+        .ok(
+            Method::GET,
+            &format!("{flow_path}/storage"),
+            None,
+            200,
+            SchemaName::FlowStorageEntries,
+        )
+        .await;
+    assert_eq!(
+        (storage["v1-presses"].clone(), storage["presses"].clone()),
+        (json!(4), json!(2))
+    );
+
+    // Version filters on the history.
+    let stats = server
+        .ok(
+            Method::GET,
+            &format!("{flow_path}/stats?flowVersion=v1"),
+            None,
+            200,
+            SchemaName::FlowStats,
+        )
+        .await;
+    let runs: u64 = stats["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["runCount"].as_u64().unwrap())
+        .sum();
+    assert_eq!(runs, 2);
+    assert_eq!(stats["flowVersion"], "v1");
+    assert_eq!(stats["flowVersionId"], v1_id);
+    let develop = server
+        .ok(
+            Method::GET,
+            &format!("{flow_path}/stats?flowVersion=develop"),
+            None,
+            200,
+            SchemaName::FlowStats,
+        )
+        .await;
+    let runs: u64 = develop["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["runCount"].as_u64().unwrap())
+        .sum();
+    assert_eq!(runs, 1);
+    let by_version = server
+        .ok(
+            Method::GET,
+            &format!("{flow_path}/versions/v1/stats"),
+            None,
+            200,
+            SchemaName::FlowStats,
+        )
+        .await;
+    assert_eq!(by_version["metrics"], stats["metrics"]);
+    let version_logs = server
+        .ok(
+            Method::GET,
+            &format!("{flow_path}/versions/{v1_id}/logs?limit=10"),
+            None,
+            200,
+            SchemaName::FlowLog,
+        )
+        .await;
+    assert_eq!(version_logs.as_array().unwrap().len(), 2);
+    server
+        .ok(
+            Method::GET,
+            &format!("{flow_path}/versions/v1/errors"),
+            None,
+            200,
+            SchemaName::FlowErrors,
+        )
+        .await;
+    assert_error(
+        server
+            .call(
+                Method::GET,
+                &format!("{flow_path}/stats?flowVersion=nope"),
+                Some(OWNER_TOKEN),
+                None,
+            )
+            .await,
+        400,
+        "Validation",
+        "nope",
+    );
+
+    // Decision 4: unknown key, unknown version, disabled version, disabled flow.
+    assert_error(
+        press(&server, &flow_path, json!({"key": "nope"})).await,
+        400,
+        "Validation",
+        "nope",
+    );
+    assert_error(
+        press(
+            &server,
+            &flow_path,
+            json!({"key": "count", "flowVersion": "v9"}),
+        )
+        .await,
+        400,
+        "Validation",
+        "v9",
+    );
+    assert_error(
+        press(&server, &flow_path, json!({"count": 1})).await,
+        400,
+        "Validation",
+        "key",
+    );
+    server
+        .ok(
+            Method::PATCH,
+            &format!("{flow_path}/versions/v1"),
+            Some(&json!({"enabled": false})),
+            200,
+            SchemaName::FlowVersion,
+        )
+        .await;
+    assert_error(
+        press(&server, &flow_path, json!({"key": "count"})).await,
+        400,
+        "Validation",
+        "disabled",
+    );
+    server
+        .ok(
+            Method::PATCH,
+            &flow_path,
+            Some(&json!({"enabled": false})),
+            200,
+            SchemaName::Flow,
+        )
+        .await;
+    assert_error(
+        press(
+            &server,
+            &flow_path,
+            json!({"key": "count", "flowVersion": "develop"}),
+        )
+        .await,
+        400,
+        "Validation",
+        "disabled",
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = server
+        .ok(
+            Method::GET,
+            &format!("{flow_path}/logs?limit=100"),
+            None,
+            200,
+            SchemaName::FlowLog,
+        )
+        .await;
+    assert_eq!(
+        logs.as_array().unwrap().len(),
+        3,
+        "refused presses did not run"
+    );
+}
+
+#[tokio::test]
+async fn runaway_scripts_fail_their_run_only() {
+    let server = Server::start().await;
+    let app = server.create_application("sandbox").await;
+    let body = json!({
+        "name": "sandbox",
+        "triggers": [
+            {"type": "virtualButton", "key": "loop", "outputIds": [["spin"]]},
+            {"type": "virtualButton", "key": "hog", "outputIds": [["eat"]]},
+            {"type": "virtualButton", "key": "ok", "outputIds": [["count"]]}
+        ],
+        "nodes": [
+            {"id": "spin", "type": "RawFunctionNode", "config": {"script": "while (true) {}"}},
+            {"id": "eat", "type": "RawFunctionNode", "config": {"script": "const a = []; while (true) { a.push('x'.repeat(1000) + a.length); }"}},
+            {"id": "count", "type": "StoreValueNode", "config": {"keyName": "ok", "valueType": "incr", "value": "1"}}
+        ]
+    });
+    let flow = server.create_flow(&app, &body).await;
+    let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
+    assert_eq!(
+        press(&server, &flow_path, json!({"key": "loop"})).await.0,
+        200
+    );
+    assert_eq!(
+        press(&server, &flow_path, json!({"key": "hog"})).await.0,
+        200
+    );
+    // While the loop spins, ordinary runs keep completing.
+    for _ in 0..20 {
+        assert_eq!(
+            press(&server, &flow_path, json!({"key": "ok"})).await.0,
+            200
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(4);
+    loop {
+        let storage = server
+            .ok(
+                Method::GET,
+                &format!("{flow_path}/storage"),
+                None,
+                200,
+                SchemaName::FlowStorageEntries,
+            )
+            .await;
+        if storage["ok"] == 20 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ordinary runs stalled behind the loop: {storage}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_for_runs(&server, &flow_path, 22).await;
+    let errors = server
+        .ok(
+            Method::GET,
+            &format!("{flow_path}/errors"),
+            None,
+            200,
+            SchemaName::FlowErrors,
+        )
+        .await;
+    let mut names: Vec<&str> = errors["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["error"]["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["MemoryError", "TimeoutError"]);
+    let (status, _) = server.call(Method::GET, "/health", None, None).await;
+    assert_eq!(status, 200);
+}
