@@ -667,3 +667,64 @@ def test_unknown_flow_version_is_not_found(owner, app):
     fails(owner.flow_version.get, 404, "NotFound", **ids, flowVersionId=random_id())
     fails(owner.flow_version.get, 404, "NotFound", **ids, flowVersionId="no-such-version")
     fails(owner.flow_versions.get, 404, "NotFound", applicationId=app["id"], flowId=random_id())
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs: press a virtual button, then read storage, logs, errors and stats
+# ---------------------------------------------------------------------------------------------
+
+
+def wait_for_logs(client: Client, app_id: str, flow_id: str, runs: int) -> list:
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        logs = ok(client.flow.get_log_entries, applicationId=app_id, flowId=flow_id, limit="100")
+        if len(logs) >= runs or time.monotonic() > deadline:
+            return logs
+        time.sleep(0.05)
+
+
+def test_press_virtual_button_and_read_the_history(owner, app):
+    flow = make_flow(
+        owner,
+        app["id"],
+        triggers=[
+            {"type": "virtualButton", "key": "go", "outputIds": [["incr"]]},
+            {"type": "virtualButton", "key": "bad", "outputIds": [["decode"]]},
+        ],
+        nodes=[
+            {
+                "id": "incr",
+                "type": "StoreValueNode",
+                "config": {"keyName": "n", "valueType": "incr", "value": "{{data.by}}"},
+                "outputIds": [[]],
+            },
+            {
+                "id": "decode",
+                "type": "JsonDecodeNode",
+                "meta": {"label": "Decode"},
+                "config": {"source": "data.text", "destination": "working.v"},
+                "outputIds": [[]],
+            },
+        ],
+    )
+    ids = {"applicationId": app["id"], "flowId": flow["id"]}
+    for by in (1, 2, 3):
+        result = ok(owner.flow.press_virtual_button, button={"key": "go", "payload": {"by": by}}, **ids)
+        assert result == {"success": True}
+    ok(owner.flow.press_virtual_button, button={"key": "bad", "payload": {"text": "{nope"}}, **ids)
+    logs = wait_for_logs(owner, app["id"], flow["id"], 4)
+    assert len(logs) == 4
+    assert sum(entry["pathsFailed"] for entry in logs) == 1
+
+    assert ok(owner.flow.get_storage_entries, **ids) == {"n": 6}
+    errors = ok(owner.flow.errors, **ids)
+    assert [e["nodeId"] for e in errors["errors"]] == ["decode"]
+    assert errors["errors"][0]["nodeLabel"] == "Decode"
+    assert errors["errors"][0]["error"]["name"] == "ValidationError"
+    stats = ok(owner.flow.stats, resolution="60000", **ids)
+    assert sum(m["runCount"] for m in stats["metrics"]) == 4
+    assert sum(m["pathsCompleted"] for m in stats["metrics"]) == 3
+
+    fails(owner.flow.press_virtual_button, 400, "Validation", button={"key": "missing"}, **ids)
