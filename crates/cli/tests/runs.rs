@@ -509,3 +509,105 @@ async fn runaway_scripts_fail_their_run_only() {
     let (status, _) = server.call(Method::GET, "/health", None, None).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn debug_output_streams_live_and_history_survives_shutdown() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(temp.path(), Some(OWNER_TOKEN)).await;
+    let app = server.create_application("debug").await;
+    let body = json!({
+        "name": "talker",
+        "triggers": [{"type": "virtualButton", "key": "say", "outputIds": [["log"]]}],
+        "nodes": [{"id": "log", "type": "RawFunctionNode",
+                   "config": {"script": "console.log('hello', payload.data.who, {n: 1});"}}]
+    });
+    let flow = server.create_flow(&app, &body).await;
+    let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
+
+    // A read-only token without flow.debug may not watch; one with it may.
+    let (no_debug, _) = server.create_token(&app, &["flow.get"]).await;
+    assert_error(
+        server
+            .call(
+                Method::GET,
+                &format!("{flow_path}/debug"),
+                Some(&no_debug),
+                None,
+            )
+            .await,
+        403,
+        "Forbidden",
+        "flow.debug",
+    );
+    let (watcher, _) = server.create_token(&app, &["flow.debug"]).await;
+    let mut stream = server
+        .client
+        .get(format!("{}{flow_path}/debug", server.base))
+        .bearer_auth(&watcher)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(stream.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+
+    assert_eq!(
+        press(
+            &server,
+            &flow_path,
+            json!({"key": "say", "payload": {"who": "world"}})
+        )
+        .await
+        .0,
+        200
+    );
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.contains("hello world") {
+        let chunk = tokio::time::timeout_at(deadline.into(), stream.chunk())
+            .await
+            .expect("a debug event within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let data = seen
+        .lines()
+        .find(|l| l.starts_with("data:") && l.contains("hello world"))
+        .unwrap()
+        .trim_start_matches("data:")
+        .trim();
+    let event: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(event["nodeId"], "log");
+    assert_eq!(event["message"], "hello world { n: 1 }");
+    drop(stream);
+
+    // Presses answered just before SIGTERM still run, and their history is written at shutdown.
+    for _ in 0..5 {
+        assert_eq!(
+            press(
+                &server,
+                &flow_path,
+                json!({"key": "say", "payload": {"who": "again"}})
+            )
+            .await
+            .0,
+            200
+        );
+    }
+    let (status, _) = server.stop();
+    assert!(status.success());
+    let server = Server::start_in(temp.path(), Some(OWNER_TOKEN)).await;
+    let logs = server
+        .ok(
+            Method::GET,
+            &format!("{flow_path}/logs?limit=100"),
+            None,
+            200,
+            SchemaName::FlowLog,
+        )
+        .await;
+    assert_eq!(logs.as_array().unwrap().len(), 6, "{logs}");
+}
