@@ -611,3 +611,56 @@ async fn debug_output_streams_live_and_history_survives_shutdown() {
         .await;
     assert_eq!(logs.as_array().unwrap().len(), 6, "{logs}");
 }
+
+#[tokio::test]
+async fn a_full_run_queue_answers_429() {
+    let temp = tempfile::tempdir().unwrap();
+    let config = temp.path().join("flowd.toml");
+    std::fs::write(
+        &config,
+        "workers = 1\nqueue-capacity = 1\nfunction-time-limit-ms = 1500\n",
+    )
+    .unwrap();
+    let data = temp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let server = Server::start_with(
+        &data,
+        Some(OWNER_TOKEN),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    let app = server.create_application("queue").await;
+    let body = json!({
+        "name": "slow",
+        "triggers": [{"type": "virtualButton", "key": "slow", "outputIds": [["spin"]]}],
+        "nodes": [{"id": "spin", "type": "RawFunctionNode", "config": {"script": "while (true) {}"}}]
+    });
+    let flow = server.create_flow(&app, &body).await;
+    let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
+    let mut accepted = 0;
+    let mut refused = None;
+    for _ in 0..10 {
+        let (status, body) = press(&server, &flow_path, json!({"key": "slow"})).await;
+        match status.as_u16() {
+            200 => accepted += 1,
+            429 => {
+                refused = Some(body);
+                break;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    let body = refused.expect("a press is refused once the queue is full");
+    assert_error(
+        (reqwest::StatusCode::TOO_MANY_REQUESTS, body),
+        429,
+        "RateLimit",
+        "queue",
+    );
+    assert!(
+        (1..=3).contains(&accepted),
+        "one running, one waiting for the worker, one queued: {accepted}"
+    );
+    // Every accepted press still runs (and times out); none is lost.
+    wait_for_runs(&server, &flow_path, accepted).await;
+}
