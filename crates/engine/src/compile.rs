@@ -155,7 +155,12 @@ pub fn compile(
             meta: doc.get("meta").unwrap_or(&Value::Null),
         };
         let compiled = nodes::compile(&spec)?;
-        let outputs = resolve(doc, &format!("Node \"{id}\" ({type_name})"), None)?;
+        let mut outputs = resolve(doc, &format!("Node \"{id}\" ({type_name})"), None)?;
+        // Exports of some revisions wire a terminal node as `[[]]` even when it has no port:
+        // trailing empty ports carry nothing and are dropped.
+        while outputs.len() > compiled.ports && outputs.last().is_some_and(Vec::is_empty) {
+            outputs.pop();
+        }
         if outputs.len() > compiled.ports {
             return Err(spec.error(format!(
                 "has {} output ports wired, but this node type has {}",

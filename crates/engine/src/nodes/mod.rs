@@ -5,6 +5,7 @@
 //! exports load and can be edited; a run that reaches one fails with `UnsupportedNode`.
 
 pub mod data;
+pub mod debug;
 pub mod logic;
 
 use crate::error::{CompileError, ErrorName, NodeError};
@@ -13,11 +14,19 @@ use serde_json::Value;
 
 /// Every node type flowd runs: (type string, compile function).
 pub const REGISTRY: &[(&str, CompileFn)] = &[
+    ("ConditionalNode", logic::conditional::compile),
+    ("DebugNode", debug::debug::compile),
+    ("DelayNode", logic::delay::compile),
     ("GetValueNode", data::get_value::compile),
     ("JsonDecodeNode", logic::json_decode::compile),
     ("JsonEncodeNode", logic::json_encode::compile),
+    ("MathNode", logic::math::compile),
+    ("MutateNode", logic::mutate::compile),
+    ("ObjectNode", logic::object::compile),
     ("RawFunctionNode", logic::function::compile),
     ("StoreValueNode", data::store_value::compile),
+    ("SwitchNode", logic::switch::compile),
+    ("ThrowErrorNode", debug::throw_error::compile),
 ];
 
 /// Compiles a node of any type.

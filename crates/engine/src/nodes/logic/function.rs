@@ -140,10 +140,23 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.name, ErrorName::FunctionNodeTypeError);
         assert_eq!(e.message, "bad");
-        let e = run_node("RawFunctionNode", &json!({"script": "payload.a.b.c = 1;"}), json!({})).unwrap_err();
+        let e = run_node(
+            "RawFunctionNode",
+            &json!({"script": "payload.a.b.c = 1;"}),
+            json!({}),
+        )
+        .unwrap_err();
         assert_eq!(e.name, ErrorName::FunctionNodeTypeError);
-        let e = run_node("RawFunctionNode", &json!({"script": "throw 'plain';"}), json!({})).unwrap_err();
-        assert_eq!((e.name, e.message.as_str()), (ErrorName::FunctionNodeError, "plain"));
+        let e = run_node(
+            "RawFunctionNode",
+            &json!({"script": "throw 'plain';"}),
+            json!({}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.name, e.message.as_str()),
+            (ErrorName::FunctionNodeError, "plain")
+        );
         let e = run_node(
             "RawFunctionNode",
             &json!({"script": "while(true){}"}),
