@@ -129,7 +129,10 @@ impl Settings {
             storage_caps: storage,
             log_ring: file.log_ring.unwrap_or(engine_defaults.log_ring).max(1),
             retention,
-            js_workers: file.function_workers.unwrap_or(engine_defaults.js_workers).max(1),
+            js_workers: file
+                .function_workers
+                .unwrap_or(engine_defaults.js_workers)
+                .max(1),
             js_limits: flowd_engine::js::JsLimits {
                 time: file
                     .function_time_limit_ms

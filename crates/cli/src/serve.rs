@@ -75,9 +75,9 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let store = SqliteStore::open(&settings.data_dir).await?;
     let store: Arc<dyn Store> = Arc::new(store);
-    // Compile the schemas before the first request rather than during it.
+    // Compile the request schemas before the first request rather than during it.
     tokio::task::spawn_blocking(|| {
-        for name in flowd_model::schema::SchemaName::ALL {
+        for name in flowd_model::schema::SchemaName::REQUESTS {
             let _ = flowd_model::schema::validate(*name, &serde_json::Value::Null);
         }
     })

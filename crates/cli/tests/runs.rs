@@ -377,7 +377,7 @@ async fn presses_follow_versions_and_refuse_what_cannot_run() {
         "v9",
     );
     assert_error(
-        press(&server, &flow_path, json!({"count": 1})).await,
+        press(&server, &flow_path, json!({"payload": {}})).await,
         400,
         "Validation",
         "key",
