@@ -10,6 +10,7 @@ use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use flowd_model::scope::{allows, Action};
+use flowd_store::TokenRecord;
 use rand::RngCore;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -26,6 +27,45 @@ pub fn generate_token() -> String {
     let mut bytes = [0u8; 48];
     rand::rng().fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// How long a token looked up in the store is trusted without looking again. Changes made
+/// through this server (status, deletion) take effect at once (the cache is cleared); a user
+/// token revoked from the command line stops working within this time.
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+/// Tokens kept in the cache; past it, the cache starts over.
+const TOKEN_CACHE_ENTRIES: usize = 10_000;
+
+/// Recently used tokens by hash, so that a request does not read the store to authenticate.
+#[derive(Default)]
+pub struct TokenCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (TokenRecord, std::time::Instant)>>,
+}
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<TokenRecord> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|(record, _)| record.clone())
+    }
+
+    fn put(&self, hash: String, record: TokenRecord) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= TOKEN_CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(hash, (record, std::time::Instant::now()));
+    }
+
+    /// Forgets every token (after a token or application changed).
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
 }
 
 /// The authenticated caller.
@@ -88,10 +128,17 @@ impl FromRequestParts<AppState> for Principal {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         let token = bearer(parts)?;
         let hash = hash_token(token);
-        let record = state
-            .store
-            .token_by_hash(&hash)
-            .await?
+        let record = match state.tokens.get(&hash) {
+            Some(record) => Some(record),
+            None => {
+                let found = state.store.token_by_hash(&hash).await?;
+                if let Some(record) = &found {
+                    state.tokens.put(hash.clone(), record.clone());
+                }
+                found
+            }
+        };
+        let record = record
             .filter(|r| bool::from(r.token_hash.as_bytes().ct_eq(hash.as_bytes())))
             .ok_or_else(|| ApiError::Unauthorized("Invalid access token".into()))?;
         let doc = &record.doc;

@@ -71,6 +71,7 @@ impl From<flowd_engine::engine::PressError> for ApiError {
         use flowd_engine::engine::PressError;
         match e {
             PressError::Invalid(message) => ApiError::Validation(message),
+            PressError::NotFound => ApiError::not_found("Flow"),
             PressError::Busy => ApiError::RateLimit(e.to_string()),
             PressError::Internal(message) => ApiError::Internal(message),
         }

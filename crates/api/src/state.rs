@@ -44,4 +44,5 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub engine: Engine,
     pub limits: Limits,
+    pub tokens: Arc<crate::auth::TokenCache>,
 }

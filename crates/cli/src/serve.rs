@@ -118,6 +118,7 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         store: store.clone(),
         engine: engine.clone(),
         limits: settings.limits,
+        tokens: Default::default(),
     };
     let app = flowd_api::app(state).layer(tower_http::trace::TraceLayer::new_for_http());
     axum::serve(listener, app)

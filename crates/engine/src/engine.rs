@@ -65,6 +65,9 @@ pub enum PressError {
     /// The press names something that cannot run (decision 4: a 400).
     #[error("{0}")]
     Invalid(String),
+    /// The flow does not exist in that application (a 404).
+    #[error("Flow was not found")]
+    NotFound,
     /// The run queue is full (a 429).
     #[error("the run queue is full; try again shortly")]
     Busy,
@@ -85,10 +88,19 @@ pub struct Press {
     pub relay_type: Option<String>,
 }
 
+/// What a press needs to know of a flow, cached so that a press reads nothing from the store.
+#[derive(Debug, Clone)]
+struct FlowHead {
+    application_id: String,
+    enabled: bool,
+    default_version: Option<String>,
+}
+
 struct Inner {
     store: Arc<dyn Store>,
     services: Arc<Services>,
     cache: Mutex<HashMap<(String, VersionRef), Arc<CompiledFlow>>>,
+    heads: Mutex<HashMap<String, FlowHead>>,
     queue: OnceLock<Box<dyn RunQueue>>,
     accounting: Arc<Accounting>,
     debug: Arc<DebugHub>,
@@ -130,6 +142,7 @@ impl Engine {
             store,
             services,
             cache: Mutex::new(HashMap::new()),
+            heads: Mutex::new(HashMap::new()),
             queue: OnceLock::new(),
             accounting,
             debug,
@@ -197,12 +210,15 @@ impl Engine {
     /// Forgets compiled versions of a flow (after a PATCH, a version change or a delete).
     pub fn invalidate_flow(&self, flow_id: &str) {
         self.lock_cache().retain(|(flow, _), _| flow != flow_id);
+        self.lock_heads().remove(flow_id);
     }
 
     /// Forgets compiled flows of an application (after its globals or name change).
     pub fn invalidate_application(&self, application_id: &str) {
         self.lock_cache()
             .retain(|_, flow| flow.identity.application_id != application_id);
+        self.lock_heads()
+            .retain(|_, head| head.application_id != application_id);
     }
 
     /// A flow was deleted: drop its compiled versions, storage memory and debug output.
@@ -210,6 +226,45 @@ impl Engine {
         self.invalidate_flow(flow_id);
         self.inner.services.storage.forget(flow_id);
         self.inner.debug.forget(flow_id);
+    }
+
+    fn lock_heads(&self) -> std::sync::MutexGuard<'_, HashMap<String, FlowHead>> {
+        self.inner.heads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The flow's head from the cache, or read from the store. `None` when the flow does not
+    /// exist in that application.
+    async fn head(
+        &self,
+        application_id: &str,
+        flow_id: &str,
+    ) -> Result<Option<FlowHead>, PressError> {
+        if let Some(head) = self.lock_heads().get(flow_id) {
+            return Ok((head.application_id == application_id).then(|| head.clone()));
+        }
+        let Some(flow) = self
+            .inner
+            .store
+            .get_flow(application_id, flow_id)
+            .await
+            .map_err(|e| PressError::Internal(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let head = FlowHead {
+            application_id: application_id.to_owned(),
+            enabled: flow.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+            default_version: flow
+                .get("defaultVersionId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        };
+        let mut heads = self.lock_heads();
+        if heads.len() >= MAX_CACHED_FLOWS {
+            heads.clear();
+        }
+        heads.insert(flow_id.to_owned(), head.clone());
+        Ok(Some(head))
     }
 
     fn lock_cache(
@@ -283,16 +338,20 @@ impl Engine {
         Ok(Some(compiled))
     }
 
-    /// Presses a virtual button of `flow` (its stored document): checks what decision 4 asks,
-    /// queues the run and returns its id. Answers once queued, not when the run ends.
+    /// Presses a virtual button of a flow: checks what decision 4 asks, queues the run and
+    /// returns its id. Answers once queued, not when the run ends. With the flow's compiled
+    /// version cached, nothing is read from the store.
     pub async fn press_virtual_button(
         &self,
         application_id: &str,
-        flow: &Value,
+        flow_id: &str,
         press: Press,
     ) -> Result<String, PressError> {
-        let flow_id = text(flow, "id");
-        if flow.get("enabled").and_then(Value::as_bool) == Some(false) {
+        let head = self
+            .head(application_id, flow_id)
+            .await?
+            .ok_or(PressError::NotFound)?;
+        if !head.enabled {
             return Err(PressError::Invalid("The workflow is disabled".into()));
         }
         let version = match press.flow_version.as_deref() {
@@ -313,8 +372,8 @@ impl Engine {
                     }
                 }
             }
-            None => match flow.get("defaultVersionId").and_then(Value::as_str) {
-                Some(id) => VersionRef::Id(id.to_owned()),
+            None => match head.default_version {
+                Some(id) => VersionRef::Id(id),
                 None => VersionRef::Develop,
             },
         };

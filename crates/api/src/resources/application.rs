@@ -84,6 +84,8 @@ async fn remove(
     if !state.store.delete_application(id).await? {
         return Err(ApiError::not_found("Application"));
     }
+    // Its tokens went with it.
+    state.tokens.clear();
     for flow in &flows {
         if let Some(flow_id) = flow.get("id").and_then(Value::as_str) {
             state.engine.flow_deleted(flow_id);

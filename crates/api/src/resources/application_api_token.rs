@@ -67,6 +67,7 @@ async fn patch(
     doc.insert("lastUpdated".into(), json!(flowd_model::time::now_iso()));
     record.doc = Value::Object(doc);
     state.store.update_token(&record).await?;
+    state.tokens.clear();
     Ok(Json(present(public(record.doc), params.links())))
 }
 
@@ -81,5 +82,6 @@ async fn remove(
         .store
         .delete_token(&application_id, &record.id)
         .await?;
+    state.tokens.clear();
     Ok(Json(success()))
 }

@@ -18,7 +18,7 @@ use crate::workflow::prepare_graph;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use flowd_engine::engine::Press;
+use flowd_engine::engine::{Press, PressError};
 use flowd_model::schema::SchemaName;
 use flowd_model::scope::Action;
 use flowd_model::storage::{check_key, encode_value};
@@ -205,7 +205,6 @@ async fn press_virtual_button(
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
     who.require(Action::FlowPressVirtualButton, Some(&application_id))?;
-    let flow = load(&state, &application_id, &flow_id).await?;
     let press = body.validated(SchemaName::VirtualButtonPress)?;
     if press.get("deploymentId").is_some() {
         return Err(ApiError::validation(
@@ -221,11 +220,20 @@ async fn press_virtual_button(
         relay_id: Some(who.token_id.clone()),
         relay_type: Some(who.actor_type().to_owned()),
     };
-    state
+    // The engine answers from its cache of flows; the store is read only on a miss.
+    match state
         .engine
-        .press_virtual_button(&application_id, &flow, press)
-        .await?;
-    Ok(Json(success()))
+        .press_virtual_button(&application_id, &flow_id, press)
+        .await
+    {
+        Ok(_run_id) => Ok(Json(success())),
+        Err(PressError::NotFound) => {
+            // Say which of the application or the flow is missing.
+            load(&state, &application_id, &flow_id).await?;
+            Err(ApiError::not_found("Flow"))
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 async fn history(
