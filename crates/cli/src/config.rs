@@ -24,6 +24,7 @@ pub struct FileSettings {
     pub queue_capacity: Option<usize>,
     pub workers: Option<usize>,
     pub run_time_limit_secs: Option<u64>,
+    pub delay_max_secs: Option<u64>,
     pub log_ring: Option<usize>,
     pub retention_days: Option<u64>,
     pub function_workers: Option<usize>,
@@ -125,7 +126,13 @@ impl Settings {
                 .unwrap_or(engine_defaults.queue_capacity)
                 .max(1),
             workers: file.workers.unwrap_or(engine_defaults.workers).max(1),
-            limits: flowd_engine::services::RunLimits { run_time },
+            limits: flowd_engine::services::RunLimits {
+                run_time,
+                max_delay: file
+                    .delay_max_secs
+                    .map(std::time::Duration::from_secs)
+                    .unwrap_or(engine_defaults.limits.max_delay),
+            },
             storage_caps: storage,
             log_ring: file.log_ring.unwrap_or(engine_defaults.log_ring).max(1),
             retention,

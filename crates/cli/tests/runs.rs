@@ -664,3 +664,63 @@ async fn a_full_run_queue_answers_429() {
     // Every accepted press still runs (and times out); none is lost.
     wait_for_runs(&server, &flow_path, accepted).await;
 }
+
+#[tokio::test]
+async fn node_configs_are_compiled_when_saved() {
+    let server = Server::start().await;
+    let app = server.create_application("compile").await;
+    let bad = |nodes: Value| json!({"name": "bad", "nodes": nodes});
+    let cases = [
+        (
+            json!([{"id": "cond", "type": "ConditionalNode", "config": {"expression": "{{data.x}} >"}}]),
+            "cond",
+        ),
+        (
+            json!([{"id": "math", "type": "MathNode", "config": {"statements": [{"expression": "1 +", "resultPath": "w"}]}}]),
+            "math",
+        ),
+        (
+            json!([{"id": "dbg", "type": "DebugNode", "config": {"message": "{{#if}}"}}]),
+            "dbg",
+        ),
+        (
+            json!([{"id": "wait", "type": "DelayNode", "config": {"delay": "120"}}]),
+            "wait",
+        ),
+        (
+            json!([{"id": "store", "type": "StoreValueNode", "config": {"keyName": "k", "valueType": "teleport"}}]),
+            "store",
+        ),
+        (
+            json!([{"id": "tpl", "type": "MutateNode", "config": {"rules": [{"type": "set", "valueTemplate": "{{nosuchhelper 1}}", "destination": "w"}]}}]),
+            "tpl",
+        ),
+    ];
+    for (nodes, id) in cases {
+        let got = server
+            .call(
+                Method::POST,
+                &format!("/applications/{app}/flows"),
+                Some(OWNER_TOKEN),
+                Some(&bad(nodes)),
+            )
+            .await;
+        assert_error(got, 400, "Validation", &format!("Node \"{id}\""));
+    }
+    // The same check guards a PATCH, and the stored flow is left as it was.
+    let flow = server.create_flow(&app, &button_flow("ok")).await;
+    let path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
+    let patch = json!({"nodes": [{"id": "n1", "type": "ConditionalNode", "config": {}}]});
+    assert_error(
+        server
+            .call(Method::PATCH, &path, Some(OWNER_TOKEN), Some(&patch))
+            .await,
+        400,
+        "Validation",
+        "Node \"n1\"",
+    );
+    let kept = server
+        .ok(Method::GET, &path, None, 200, SchemaName::Flow)
+        .await;
+    assert_eq!(kept["nodes"], flow["nodes"]);
+}

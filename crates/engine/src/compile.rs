@@ -98,6 +98,7 @@ pub fn compile(
     identity: FlowIdentity,
     graph: &Value,
     application_globals: Option<&Value>,
+    limits: &crate::services::RunLimits,
 ) -> Result<CompiledFlow, CompileError> {
     let mut globals = Map::new();
     parse_globals(application_globals, &mut globals, "application")?;
@@ -153,6 +154,7 @@ pub fn compile(
             type_name,
             config: doc.get("config").unwrap_or(&Value::Null),
             meta: doc.get("meta").unwrap_or(&Value::Null),
+            limits,
         };
         let compiled = nodes::compile(&spec)?;
         let mut outputs = resolve(doc, &format!("Node \"{id}\" ({type_name})"), None)?;

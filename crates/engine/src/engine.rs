@@ -204,7 +204,13 @@ impl Engine {
             version_id: None,
             enabled: true,
         };
-        compile(identity, graph, application_globals).map(|_| ())
+        compile(
+            identity,
+            graph,
+            application_globals,
+            &self.inner.services.limits,
+        )
+        .map(|_| ())
     }
 
     /// Forgets compiled versions of a flow (after a PATCH, a version change or a delete).
@@ -326,7 +332,13 @@ impl Engine {
                 && version_enabled,
         };
         let compiled = Arc::new(
-            compile(identity, &graph, application.get("globals")).map_err(|e| e.to_string())?,
+            compile(
+                identity,
+                &graph,
+                application.get("globals"),
+                &self.inner.services.limits,
+            )
+            .map_err(|e| e.to_string())?,
         );
         let mut cache = self.lock_cache();
         if cache.len() >= MAX_CACHED_FLOWS {

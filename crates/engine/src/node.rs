@@ -107,6 +107,8 @@ pub struct NodeSpec<'a> {
     pub type_name: &'a str,
     pub config: &'a Value,
     pub meta: &'a Value,
+    /// The engine's configured limits (a Delay node checks its delay against them).
+    pub limits: &'a crate::services::RunLimits,
 }
 
 impl NodeSpec<'_> {

@@ -11,12 +11,15 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy)]
 pub struct RunLimits {
     pub run_time: Duration,
+    /// Longest Delay node wait (Losant's cloud limit: 59 s).
+    pub max_delay: Duration,
 }
 
 impl Default for RunLimits {
     fn default() -> Self {
         RunLimits {
             run_time: crate::run::DEFAULT_RUN_TIME_LIMIT,
+            max_delay: crate::nodes::logic::delay::DEFAULT_MAX_DELAY,
         }
     }
 }

@@ -15,6 +15,7 @@ pub fn compile_node(type_name: &str, config: &Value) -> Result<CompiledNodeType,
         type_name,
         config,
         meta: &meta,
+        limits: &RunLimits::default(),
     })
 }
 

@@ -112,7 +112,10 @@ fn delay(id: &str, seconds: &str, next: &[&str]) -> Value {
 
 fn limited(run_time: Duration) -> EngineConfig {
     EngineConfig {
-        limits: RunLimits { run_time },
+        limits: RunLimits {
+            run_time,
+            ..RunLimits::default()
+        },
         ..Default::default()
     }
 }

@@ -4,7 +4,8 @@
 //! paths of the run keep going meanwhile, and the run's time limit still applies.
 //!
 //! Decisions:
-//! * **Limit [`MAX_DELAY_SECS`] (59 s)**, Losant's cloud limit (spec decision 9). A longer
+//! * **Limit: `RunLimits::max_delay`**, by default [`DEFAULT_MAX_DELAY`] (59 s, Losant's cloud
+//!   limit; spec decision 9), configurable. A longer
 //!   delay is refused, not shortened: a silent clamp would change what the flow does. When the
 //!   template has no `{{…}}` the number is checked as the flow is compiled (a compile error);
 //!   otherwise the run halts with `ValidationError` naming the limit.
@@ -23,8 +24,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
 
-/// The longest delay, in seconds.
-pub const MAX_DELAY_SECS: f64 = 59.0;
+/// The longest delay unless configured otherwise.
+pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(59);
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -40,6 +41,7 @@ enum Delay {
 
 pub struct DelayNode {
     delay: Delay,
+    max: Duration,
 }
 
 /// The text of a template field given as a string or a number; `None` when absent or blank.
@@ -60,7 +62,7 @@ fn text_of(
 }
 
 /// Reads a number of seconds and checks it against the limit.
-fn seconds(text: &str) -> Result<Duration, String> {
+fn seconds(text: &str, max: Duration) -> Result<Duration, String> {
     let n = crate::value::string_to_number(text);
     if text.trim().is_empty() || n.is_nan() {
         return Err(format!("delay must be a number of seconds, not \"{text}\""));
@@ -68,9 +70,10 @@ fn seconds(text: &str) -> Result<Duration, String> {
     if n < 0.0 {
         return Err(format!("delay must not be negative ({text} s)"));
     }
-    if n > MAX_DELAY_SECS {
+    if n > max.as_secs_f64() {
         return Err(format!(
-            "delay of {text} s is over the limit of {MAX_DELAY_SECS} s"
+            "delay of {text} s is over the limit of {} s",
+            max.as_secs_f64()
         ));
     }
     Ok(Duration::from_secs_f64(n))
@@ -87,10 +90,18 @@ pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
     };
     let compiled = template(spec, field, &text)?;
     let delay = match compiled.static_text() {
-        Some(text) => Delay::Fixed(seconds(text).map_err(|e| spec.error(e))?),
+        Some(text) => {
+            Delay::Fixed(seconds(text, spec.limits.max_delay).map_err(|e| spec.error(e))?)
+        }
         None => Delay::Template(compiled),
     };
-    Ok(CompiledNodeType::new(DelayNode { delay }, 1))
+    Ok(CompiledNodeType::new(
+        DelayNode {
+            delay,
+            max: spec.limits.max_delay,
+        },
+        1,
+    ))
 }
 
 impl Node for DelayNode {
@@ -99,7 +110,8 @@ impl Node for DelayNode {
             Delay::Fixed(duration) => *duration,
             Delay::Template(template) => {
                 let text = render_required(template, "delay", payload)?;
-                seconds(&text).map_err(|e| NodeError::new(ErrorName::ValidationError, e))?
+                seconds(&text, self.max)
+                    .map_err(|e| NodeError::new(ErrorName::ValidationError, e))?
             }
         };
         if duration.is_zero() {
