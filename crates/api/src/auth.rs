@@ -40,6 +40,8 @@ const TOKEN_CACHE_ENTRIES: usize = 10_000;
 #[derive(Default)]
 pub struct TokenCache {
     entries: std::sync::Mutex<std::collections::HashMap<String, (TokenRecord, std::time::Instant)>>,
+    /// Bumped by `clear`; a lookup that started before a clear does not insert what it read.
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 impl TokenCache {
@@ -51,8 +53,15 @@ impl TokenCache {
             .map(|(record, _)| record.clone())
     }
 
-    fn put(&self, hash: String, record: TokenRecord) {
+    fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn put(&self, hash: String, record: TokenRecord, epoch: u64) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if self.epoch() != epoch {
+            return;
+        }
         if entries.len() >= TOKEN_CACHE_ENTRIES {
             entries.clear();
         }
@@ -61,6 +70,7 @@ impl TokenCache {
 
     /// Forgets every token (after a token or application changed).
     pub fn clear(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -131,9 +141,10 @@ impl FromRequestParts<AppState> for Principal {
         let record = match state.tokens.get(&hash) {
             Some(record) => Some(record),
             None => {
+                let epoch = state.tokens.epoch();
                 let found = state.store.token_by_hash(&hash).await?;
                 if let Some(record) = &found {
-                    state.tokens.put(hash.clone(), record.clone());
+                    state.tokens.put(hash.clone(), record.clone(), epoch);
                 }
                 found
             }

@@ -227,7 +227,9 @@ pub async fn stats(
             "resolution must be at least {MIN_RESOLUTION_MS} ms (runs are counted per minute)"
         )));
     }
-    if (end - start) / resolution > MAX_STATS_BUCKETS {
+    // Count buckets as the store makes them: from the one holding `start` to the one holding `end`.
+    let first_bucket = start - start.rem_euclid(resolution);
+    if (end - first_bucket) / resolution + 1 > MAX_STATS_BUCKETS {
         return Err(ApiError::validation(format!(
             "duration / resolution gives more than {MAX_STATS_BUCKETS} buckets; raise resolution"
         )));

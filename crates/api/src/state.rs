@@ -45,4 +45,7 @@ pub struct AppState {
     pub engine: Engine,
     pub limits: Limits,
     pub tokens: Arc<crate::auth::TokenCache>,
+    /// Turns `true` when the server starts shutting down; endless responses (the debug stream)
+    /// end then, so that graceful shutdown is not held open by them.
+    pub shutting_down: tokio::sync::watch::Receiver<bool>,
 }

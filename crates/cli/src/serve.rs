@@ -114,15 +114,21 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "listening on {address}");
 
     let engine = flowd_engine::engine::Engine::start(store.clone(), settings.engine);
+    let (shutdown_sender, shutting_down) = tokio::sync::watch::channel(false);
     let state = AppState {
         store: store.clone(),
         engine: engine.clone(),
         limits: settings.limits,
         tokens: Default::default(),
+        shutting_down,
     };
     let app = flowd_api::app(state).layer(tower_http::trace::TraceLayer::new_for_http());
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Debug streams end now; other requests finish on their own.
+            let _ = shutdown_sender.send(true);
+        })
         .await?;
 
     // Requests have drained; let queued and running runs finish, then write what they left.

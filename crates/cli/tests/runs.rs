@@ -582,7 +582,6 @@ async fn debug_output_streams_live_and_history_survives_shutdown() {
     let event: Value = serde_json::from_str(data).unwrap();
     assert_eq!(event["nodeId"], "log");
     assert_eq!(event["message"], "hello world { n: 1 }");
-    drop(stream);
 
     // Presses answered just before SIGTERM still run, and their history is written at shutdown.
     for _ in 0..5 {
@@ -597,8 +596,14 @@ async fn debug_output_streams_live_and_history_survives_shutdown() {
             200
         );
     }
+    // The debug stream is still open: shutdown must end it rather than wait for it.
     let (status, _) = server.stop();
     assert!(status.success());
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(rest.is_ok(), "the debug stream ended with the server");
     let server = Server::start_in(temp.path(), Some(OWNER_TOKEN)).await;
     let logs = server
         .ok(

@@ -75,6 +75,23 @@ pub enum PressError {
     Internal(String),
 }
 
+/// Why a flow version could not be made ready to run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The store failed.
+    #[error("{0}")]
+    Store(String),
+    /// The stored version no longer compiles (a limit was lowered since it was saved, say).
+    #[error("{0}")]
+    Compile(CompileError),
+}
+
+impl From<LoadError> for String {
+    fn from(e: LoadError) -> String {
+        e.to_string()
+    }
+}
+
 /// A virtual button press.
 #[derive(Debug, Clone, Default)]
 pub struct Press {
@@ -101,6 +118,10 @@ struct Inner {
     services: Arc<Services>,
     cache: Mutex<HashMap<(String, VersionRef), Arc<CompiledFlow>>>,
     heads: Mutex<HashMap<String, FlowHead>>,
+    /// Bumped by every invalidation. A cache miss reads the store and inserts what it read only
+    /// if no invalidation happened meanwhile; otherwise a PATCH committed between the read and
+    /// the insert would leave the old document cached.
+    epoch: std::sync::atomic::AtomicU64,
     queue: OnceLock<Box<dyn RunQueue>>,
     accounting: Arc<Accounting>,
     debug: Arc<DebugHub>,
@@ -143,6 +164,7 @@ impl Engine {
             services,
             cache: Mutex::new(HashMap::new()),
             heads: Mutex::new(HashMap::new()),
+            epoch: std::sync::atomic::AtomicU64::new(0),
             queue: OnceLock::new(),
             accounting,
             debug,
@@ -215,12 +237,24 @@ impl Engine {
 
     /// Forgets compiled versions of a flow (after a PATCH, a version change or a delete).
     pub fn invalidate_flow(&self, flow_id: &str) {
+        self.bump_epoch();
         self.lock_cache().retain(|(flow, _), _| flow != flow_id);
         self.lock_heads().remove(flow_id);
     }
 
+    fn bump_epoch(&self) {
+        self.inner
+            .epoch
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn epoch(&self) -> u64 {
+        self.inner.epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Forgets compiled flows of an application (after its globals or name change).
     pub fn invalidate_application(&self, application_id: &str) {
+        self.bump_epoch();
         self.lock_cache()
             .retain(|_, flow| flow.identity.application_id != application_id);
         self.lock_heads()
@@ -229,6 +263,7 @@ impl Engine {
 
     /// A flow was deleted: drop its compiled versions, storage memory and debug output.
     pub fn flow_deleted(&self, flow_id: &str) {
+        self.bump_epoch();
         self.invalidate_flow(flow_id);
         self.inner.services.storage.forget(flow_id);
         self.inner.debug.forget(flow_id);
@@ -248,6 +283,7 @@ impl Engine {
         if let Some(head) = self.lock_heads().get(flow_id) {
             return Ok((head.application_id == application_id).then(|| head.clone()));
         }
+        let epoch = self.epoch();
         let Some(flow) = self
             .inner
             .store
@@ -266,10 +302,12 @@ impl Engine {
                 .map(str::to_owned),
         };
         let mut heads = self.lock_heads();
-        if heads.len() >= MAX_CACHED_FLOWS {
-            heads.clear();
+        if self.epoch() == epoch {
+            if heads.len() >= MAX_CACHED_FLOWS {
+                heads.clear();
+            }
+            heads.insert(flow_id.to_owned(), head.clone());
         }
-        heads.insert(flow_id.to_owned(), head.clone());
         Ok(Some(head))
     }
 
@@ -286,23 +324,24 @@ impl Engine {
         application_id: &str,
         flow_id: &str,
         version: &VersionRef,
-    ) -> Result<Option<Arc<CompiledFlow>>, String> {
+    ) -> Result<Option<Arc<CompiledFlow>>, LoadError> {
         let key = (flow_id.to_owned(), version.clone());
         if let Some(found) = self.lock_cache().get(&key) {
             return Ok(Some(found.clone()));
         }
+        let epoch = self.epoch();
         let store = &self.inner.store;
         let Some(application) = store
             .get_application(application_id)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| LoadError::Store(e.to_string()))?
         else {
             return Ok(None);
         };
         let Some(flow) = store
             .get_flow(application_id, flow_id)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| LoadError::Store(e.to_string()))?
         else {
             return Ok(None);
         };
@@ -312,7 +351,7 @@ impl Engine {
                 let Some(doc) = store
                     .get_version(flow_id, id)
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| LoadError::Store(e.to_string()))?
                 else {
                     return Ok(None);
                 };
@@ -338,15 +377,19 @@ impl Engine {
                 application.get("globals"),
                 &self.inner.services.limits,
             )
-            .map_err(|e| e.to_string())?,
+            .map_err(LoadError::Compile)?,
         );
         let mut cache = self.lock_cache();
-        if cache.len() >= MAX_CACHED_FLOWS {
-            if let Some(evict) = cache.keys().next().cloned() {
-                cache.remove(&evict);
+        // Invalidations bump the epoch before clearing under this lock, so an unchanged epoch
+        // here means the documents read above are still current.
+        if self.epoch() == epoch {
+            if cache.len() >= MAX_CACHED_FLOWS {
+                if let Some(evict) = cache.keys().next().cloned() {
+                    cache.remove(&evict);
+                }
             }
+            cache.insert(key, compiled.clone());
         }
-        cache.insert(key, compiled.clone());
         Ok(Some(compiled))
     }
 
@@ -392,7 +435,12 @@ impl Engine {
         let compiled = self
             .compiled(application_id, flow_id, &version)
             .await
-            .map_err(PressError::Internal)?
+            .map_err(|e| match e {
+                LoadError::Compile(e) => {
+                    PressError::Invalid(format!("the workflow version cannot run as saved: {e}"))
+                }
+                LoadError::Store(e) => PressError::Internal(e),
+            })?
             .ok_or_else(|| PressError::Invalid("The workflow version no longer exists".into()))?;
         if !compiled.identity.enabled {
             return Err(PressError::Invalid(format!(

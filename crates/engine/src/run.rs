@@ -18,9 +18,10 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Most paths a run may hold at once (ready or waiting); past it the run fails with
-/// `PathLimit` instead of growing without bound.
-pub const MAX_LIVE_PATHS: usize = 1 << 20;
+/// Most paths a run may hold at once (ready or waiting), each with its own payload copy; past
+/// it the run fails with `PathLimit` instead of growing without bound (a graph whose forks feed
+/// back into themselves doubles its paths at every step).
+pub const MAX_LIVE_PATHS: usize = 100_000;
 
 /// Steps between two yields to the scheduler.
 const STEPS_PER_YIELD: u32 = 256;

@@ -59,7 +59,10 @@ async fn patch(
     check_globals(&doc)?;
     doc.insert("lastUpdated".into(), json!(flowd_model::time::now_iso()));
     let doc = Value::Object(doc);
-    state.store.update_application(&doc).await?;
+    // Deleted by a concurrent request since it was loaded: say so rather than answer 200.
+    if !state.store.update_application(&doc).await? {
+        return Err(ApiError::not_found("Application"));
+    }
     state.engine.invalidate_application(&application_id);
     Ok(Json(present(doc, params.links())))
 }

@@ -66,7 +66,10 @@ async fn patch(
     merge(&mut doc, changes);
     doc.insert("lastUpdated".into(), json!(flowd_model::time::now_iso()));
     record.doc = Value::Object(doc);
-    state.store.update_token(&record).await?;
+    // Deleted by a concurrent request since it was loaded: say so rather than answer 200.
+    if !state.store.update_token(&record).await? {
+        return Err(ApiError::not_found("API token"));
+    }
     state.tokens.clear();
     Ok(Json(present(public(record.doc), params.links())))
 }

@@ -116,7 +116,10 @@ async fn patch(
     prepare_graph(&mut doc, &flow_id, &state.engine)?;
     stamp_updated(&mut doc, &who);
     let doc = Value::Object(doc);
-    state.store.update_flow(&doc).await?;
+    // Deleted by a concurrent request since it was loaded: say so rather than answer 200.
+    if !state.store.update_flow(&doc).await? {
+        return Err(ApiError::not_found("Flow"));
+    }
     state.engine.invalidate_flow(&flow_id);
     Ok(Json(present(doc, params.links())))
 }

@@ -67,6 +67,10 @@ async fn debug_stream(
             Err(RecvError::Closed) => None,
         }
     });
-    let events = stream::iter(recent).chain(live).map(Ok);
+    let mut shutting_down = state.shutting_down.clone();
+    let stop = async move {
+        let _ = shutting_down.wait_for(|down| *down).await;
+    };
+    let events = stream::iter(recent).chain(live).take_until(stop).map(Ok);
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

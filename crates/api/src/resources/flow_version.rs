@@ -76,7 +76,10 @@ async fn patch(
     merge(&mut doc, changes);
     stamp_updated(&mut doc, &who);
     let doc = Value::Object(doc);
-    state.store.update_version(&doc).await?;
+    // Deleted by a concurrent request since it was loaded: say so rather than answer 200.
+    if !state.store.update_version(&doc).await? {
+        return Err(ApiError::not_found("Flow version"));
+    }
     state.engine.invalidate_flow(&flow_id);
     Ok(Json(present(doc, params.links())))
 }
