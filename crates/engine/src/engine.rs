@@ -103,6 +103,8 @@ pub struct Press {
     pub device_id: Option<String>,
     pub relay_id: Option<String>,
     pub relay_type: Option<String>,
+    /// How many Workflow Trigger nodes led to this press (0 from outside).
+    pub depth: u32,
 }
 
 /// What a press needs to know of a flow, cached so that a press reads nothing from the store.
@@ -157,7 +159,10 @@ impl Engine {
             storage: StorageService::start(store.clone(), config.storage_caps),
             js: crate::js::JsSandbox::new(config.js_workers, config.js_limits),
             observers,
+            runs: std::sync::OnceLock::new(),
+            schedule: Default::default(),
             limits: config.limits,
+            http: crate::nodes::data::http::HttpClients::new(),
         });
         let inner = Arc::new(Inner {
             store,
@@ -169,6 +174,10 @@ impl Engine {
             accounting,
             debug,
         });
+        let _ = inner
+            .services
+            .runs
+            .set(Arc::new(Starter(Arc::downgrade(&inner))));
         let weak: Weak<Inner> = Arc::downgrade(&inner);
         let handler: JobHandler = Arc::new(move |job| {
             let weak = weak.clone();
@@ -472,6 +481,7 @@ impl Engine {
             relay_type: press.relay_type,
             device_id: press.device_id,
             time_ms: chrono::Utc::now().timestamp_millis(),
+            depth: press.depth,
         };
         let queue = self
             .inner
@@ -511,7 +521,7 @@ impl Engine {
             device_id: job.device_id,
             time_ms: job.time_ms,
         };
-        execute(compiled, start, self.inner.services.clone()).await;
+        crate::run::execute_at_depth(compiled, start, self.inner.services.clone(), job.depth).await;
     }
 
     /// Runs a flow now, bypassing the queue, and returns how the run ended (the local runner
@@ -536,6 +546,28 @@ impl Engine {
         if let Err(e) = self.inner.accounting.flush().await {
             tracing::error!(error = %e, "flushing run accounting at shutdown failed");
         }
+    }
+}
+
+/// The engine as the Workflow Trigger node's way to start runs (weak: runs must not keep the
+/// engine alive).
+struct Starter(Weak<Inner>);
+
+impl crate::services::RunStarter for Starter {
+    fn press(
+        &self,
+        application_id: String,
+        flow_id: String,
+        press: Press,
+    ) -> futures::future::BoxFuture<'static, Result<String, PressError>> {
+        let inner = self.0.upgrade();
+        Box::pin(async move {
+            let inner =
+                inner.ok_or_else(|| PressError::Internal("the engine has stopped".into()))?;
+            Engine { inner }
+                .press_virtual_button(&application_id, &flow_id, press)
+                .await
+        })
     }
 }
 

@@ -30,6 +30,9 @@ pub enum ErrorName {
     MemoryError,
     /// Workflow storage refused an operation (caps, a non-number to increment, …).
     StorageError,
+    /// An HTTP node's request failed in transport: a bad URL, DNS, connection, TLS, a timeout,
+    /// or a response over the size limit. (A 4xx or 5xx response is data, not an error.)
+    HttpError,
     /// A value was over its size limit.
     PayloadTooLarge,
     /// The node type is one Losant knows but flowd cannot run yet.
@@ -57,6 +60,7 @@ impl ErrorName {
             ErrorName::TimeoutError => "TimeoutError",
             ErrorName::MemoryError => "MemoryError",
             ErrorName::StorageError => "StorageError",
+            ErrorName::HttpError => "HttpError",
             ErrorName::PayloadTooLarge => "PayloadTooLarge",
             ErrorName::UnsupportedNode => "UnsupportedNode",
             ErrorName::PathLimit => "PathLimit",

@@ -22,6 +22,32 @@ pub enum Outcome {
     Port(usize),
     /// Wait for this future, then apply its result.
     Wait(BoxFuture<'static, Result<Resume, NodeError>>),
+    /// Run the loop body (port 1) once per item, then continue on port 0 (Loop node).
+    Loop(LoopPlan),
+    /// End this iteration of the enclosing loop (Loop cap node: Next, Return, Break).
+    Cap(LoopCap),
+}
+
+/// What a Loop node asks the executor to do.
+pub struct LoopPlan {
+    /// The per-iteration context objects (`{value, index, key?, first?, last?}`).
+    pub items: Vec<Value>,
+    /// Where each iteration's context object is written.
+    pub current_item: crate::path::PayloadPath,
+    pub parallel: bool,
+    /// Where an iteration's map value is read, unless its cap says otherwise.
+    pub map_value: crate::path::PayloadPath,
+    /// Where the array of map values goes after the loop.
+    pub map_result: Option<crate::path::PayloadPath>,
+}
+
+/// A Loop cap's signal.
+#[derive(Debug, Clone)]
+pub struct LoopCap {
+    /// Stop after this iteration (Break; ignored in parallel loops).
+    pub should_break: bool,
+    /// Overrides the loop's map value path for this iteration.
+    pub map_value: Option<crate::path::PayloadPath>,
 }
 
 /// A change to the payload made after a wait.
@@ -94,6 +120,8 @@ pub struct RunInfo {
     pub version_id: Option<String>,
     pub device_id: Option<String>,
     pub started_ms: i64,
+    /// How many Workflow Trigger nodes led to this run (0 for a run started from outside).
+    pub depth: u32,
 }
 
 /// A node ready to run.

@@ -30,6 +30,9 @@ pub struct RunJob {
     pub relay_type: Option<String>,
     pub device_id: Option<String>,
     pub time_ms: i64,
+    /// How many Workflow Trigger nodes led to this run.
+    #[serde(default)]
+    pub depth: u32,
 }
 
 /// The queue is full; try again later.
@@ -131,6 +134,7 @@ mod tests {
             relay_type: None,
             device_id: None,
             time_ms: 0,
+            depth: 0,
         }
     }
 

@@ -120,6 +120,16 @@ pub async fn execute(
     start: RunStart,
     services: Arc<Services>,
 ) -> RunResult {
+    execute_at_depth(flow, start, services, 0).await
+}
+
+/// [`execute`] for a run started by a Workflow Trigger node chain `depth` long.
+pub async fn execute_at_depth(
+    flow: Arc<CompiledFlow>,
+    start: RunStart,
+    services: Arc<Services>,
+    depth: u32,
+) -> RunResult {
     let began = Instant::now();
     let run = RunInfo {
         run_id: start.run_id.clone(),
@@ -130,6 +140,7 @@ pub async fn execute(
         version_id: flow.identity.version_id.clone(),
         device_id: start.device_id.clone(),
         started_ms: start.time_ms,
+        depth,
     };
     let limit = services.limits.run_time;
     let outcome = tokio::time::timeout(limit, walk(&flow, &start, &run, &services)).await;
@@ -163,11 +174,39 @@ pub async fn execute(
     result
 }
 
+/// What one walk needs, owned, so that parked work (waits, loops) can be `'static`.
+struct WalkContext {
+    flow: Arc<CompiledFlow>,
+    run: Arc<RunInfo>,
+    services: Arc<Services>,
+    storage: Option<Arc<crate::storage::FlowStorage>>,
+    tracing_steps: bool,
+}
+
+/// A walk stopped by a halting error: the failure and how many paths it stopped.
+struct Halt {
+    failed: u64,
+    failure: RunFailure,
+}
+
+/// How a walk ended when no error stopped it.
+struct WalkEnd {
+    completed: u64,
+    /// In a loop body: the first Next/Return/Break reached, with the payload there.
+    cap: Option<(crate::node::LoopCap, Value)>,
+}
+
+/// Why parked work ended badly: its own node's error, or a halt inside a loop body.
+enum Stop {
+    Node(NodeError),
+    Halt(Halt),
+}
+
 type Parked =
-    futures::future::BoxFuture<'static, (usize, Value, Result<crate::node::Resume, NodeError>)>;
+    futures::future::BoxFuture<'static, (usize, Value, Result<crate::node::Resume, Stop>)>;
 
 async fn walk(
-    flow: &CompiledFlow,
+    flow: &Arc<CompiledFlow>,
     start: &RunStart,
     run: &RunInfo,
     services: &Arc<Services>,
@@ -180,115 +219,255 @@ async fn walk(
     } else {
         None
     };
-    let tracing_steps = services.observers.iter().any(|o| o.wants_steps());
-    let mut walk = Walk {
-        flow,
-        ready: Vec::new(),
-        completed: 0,
-    };
-    walk.fork(
-        &flow.triggers[start.trigger].targets,
-        initial_payload(flow, start),
-    );
-    let mut parked: FuturesUnordered<Parked> = FuturesUnordered::new();
-    let mut debug: Vec<DebugMessage> = Vec::new();
-    let mut steps: u32 = 0;
+    let cx = Arc::new(WalkContext {
+        flow: flow.clone(),
+        run: Arc::new(run.clone()),
+        services: services.clone(),
+        storage,
+        tracing_steps: services.observers.iter().any(|o| o.wants_steps()),
+    });
+    let targets = flow.triggers[start.trigger].targets.clone();
+    match walk_scope(cx, targets, initial_payload(flow, start), false).await {
+        Ok(end) => (end.completed, 0, None),
+        Err(halt) => (0, halt.failed, Some(halt.failure)),
+    }
+}
 
-    let halt =
-        |walk: &Walk<'_>, parked: &FuturesUnordered<Parked>, node: usize, error: NodeError| {
+/// Walks every path from `targets` until all end. In a loop body (`in_loop`) a Next, Return or
+/// Break cap ends its path and the first one reached is reported; paths ending otherwise are
+/// discarded rather than counted as completed.
+fn walk_scope(
+    cx: Arc<WalkContext>,
+    targets: Vec<usize>,
+    payload: Value,
+    in_loop: bool,
+) -> futures::future::BoxFuture<'static, Result<WalkEnd, Halt>> {
+    Box::pin(async move {
+        let flow = &*cx.flow;
+        let mut walk = Walk {
+            flow,
+            ready: Vec::new(),
+            completed: 0,
+        };
+        walk.fork(&targets, payload);
+        let mut cap: Option<(crate::node::LoopCap, Value)> = None;
+        let mut parked: FuturesUnordered<Parked> = FuturesUnordered::new();
+        let mut debug: Vec<DebugMessage> = Vec::new();
+        let mut steps: u32 = 0;
+        let halt = |walk: &Walk<'_>,
+                    parked: &FuturesUnordered<Parked>,
+                    node: Option<usize>,
+                    error: NodeError| Halt {
             // The failing path and every path still alive are stopped by the error.
-            let failed = 1 + walk.ready.len() as u64 + parked.len() as u64;
-            (
-                walk.completed,
-                failed,
-                Some(failure(flow, Some(node), error)),
-            )
+            failed: 1 + walk.ready.len() as u64 + parked.len() as u64,
+            failure: failure(flow, node, error),
+        };
+        let alive = |walk: &Walk<'_>, parked: &FuturesUnordered<Parked>| {
+            walk.ready.len() as u64 + parked.len() as u64
         };
 
-    loop {
-        while let Some((index, mut payload)) = walk.ready.pop() {
-            if walk.ready.len() + parked.len() > MAX_LIVE_PATHS {
-                let error = NodeError::new(
-                    ErrorName::PathLimit,
-                    format!("more than {MAX_LIVE_PATHS} paths were alive at once"),
-                );
-                publish_debug(services, &mut debug);
-                return halt(&walk, &parked, index, error);
-            }
-            let node = &flow.nodes[index];
-            let step_began = tracing_steps.then(Instant::now);
-            let outcome = {
-                let mut cx = NodeContext {
-                    run,
-                    storage: storage.as_ref(),
-                    services,
-                    debug: &mut debug,
-                    node_id: &node.id,
+        loop {
+            while let Some((index, mut payload)) = walk.ready.pop() {
+                if walk.ready.len() + parked.len() > MAX_LIVE_PATHS {
+                    let error = NodeError::new(
+                        ErrorName::PathLimit,
+                        format!("more than {MAX_LIVE_PATHS} paths were alive at once"),
+                    );
+                    publish_debug(&cx.services, &mut debug);
+                    return Err(halt(&walk, &parked, Some(index), error));
+                }
+                let node = &flow.nodes[index];
+                let step_began = cx.tracing_steps.then(Instant::now);
+                let outcome = {
+                    let mut node_cx = NodeContext {
+                        run: &cx.run,
+                        storage: cx.storage.as_ref(),
+                        services: &cx.services,
+                        debug: &mut debug,
+                        node_id: &node.id,
+                    };
+                    node.node.execute(&mut node_cx, &mut payload)
                 };
-                node.node.execute(&mut cx, &mut payload)
+                if let Some(began) = step_began {
+                    let (port, error) = match &outcome {
+                        Ok(Outcome::Port(p)) => (Some(*p), None),
+                        Ok(_) => (None, None),
+                        Err(e) => (None, Some(e)),
+                    };
+                    let event = StepEvent {
+                        node_id: &node.id,
+                        node_type: &node.type_name,
+                        port,
+                        payload_after: &payload,
+                        duration: began.elapsed(),
+                        error,
+                    };
+                    for observer in cx.services.observers.iter().filter(|o| o.wants_steps()) {
+                        observer.step(&cx.run, &event);
+                    }
+                }
+                publish_debug(&cx.services, &mut debug);
+                match outcome {
+                    Ok(Outcome::Port(port)) => walk.emit(index, port, payload),
+                    Ok(Outcome::Wait(future)) => {
+                        parked.push(Box::pin(async move {
+                            let result = future.await.map_err(Stop::Node);
+                            (index, payload, result)
+                        }));
+                    }
+                    Ok(Outcome::Loop(plan)) => {
+                        let body = node.outputs.get(1).cloned().unwrap_or_default();
+                        let cx = cx.clone();
+                        parked.push(Box::pin(async move {
+                            let result = run_loop(cx, body, plan, payload.clone()).await;
+                            let result = result.map(|after| {
+                                let update: crate::node::PayloadUpdate =
+                                    Box::new(move |payload: &mut Value| {
+                                        *payload = after;
+                                        Ok(())
+                                    });
+                                crate::node::Resume {
+                                    port: 0,
+                                    update: Some(update),
+                                    logs: Vec::new(),
+                                }
+                            });
+                            (index, payload, result)
+                        }));
+                    }
+                    Ok(Outcome::Cap(signal)) => {
+                        if !in_loop {
+                            let error = NodeError::new(
+                                ErrorName::ValidationError,
+                                "a loop cap was reached outside its loop's body",
+                            );
+                            return Err(halt(&walk, &parked, Some(index), error));
+                        }
+                        // The first cap reached in an iteration wins.
+                        if cap.is_none() {
+                            cap = Some((signal, payload));
+                        }
+                    }
+                    Err(error) => return Err(halt(&walk, &parked, Some(index), error)),
+                }
+                steps = steps.wrapping_add(1);
+                if steps.is_multiple_of(STEPS_PER_YIELD) {
+                    tokio::task::yield_now().await;
+                }
+            }
+            let Some((index, mut payload, result)) = parked.next().await else {
+                break;
             };
-            if let Some(began) = step_began {
-                let (port, error) = match &outcome {
-                    Ok(Outcome::Port(p)) => (Some(*p), None),
-                    Ok(Outcome::Wait(_)) => (None, None),
-                    Err(e) => (None, Some(e)),
-                };
-                let event = StepEvent {
-                    node_id: &node.id,
-                    node_type: &node.type_name,
-                    port,
-                    payload_after: &payload,
-                    duration: began.elapsed(),
-                    error,
-                };
-                for observer in services.observers.iter().filter(|o| o.wants_steps()) {
-                    observer.step(run, &event);
+            let resumed = result.and_then(|resume| {
+                for line in resume.logs {
+                    debug.push(DebugMessage {
+                        time_ms: chrono::Utc::now().timestamp_millis(),
+                        flow_id: cx.run.flow_id.clone(),
+                        run_id: cx.run.run_id.clone(),
+                        version: cx.run.version_name.clone(),
+                        node_id: Some(flow.nodes[index].id.clone()),
+                        level: "info".into(),
+                        message: line,
+                        value: Value::Null,
+                    });
                 }
-            }
-            publish_debug(services, &mut debug);
-            match outcome {
-                Ok(Outcome::Port(port)) => walk.emit(index, port, payload),
-                Ok(Outcome::Wait(future)) => {
-                    parked.push(Box::pin(async move {
-                        let result = future.await;
-                        (index, payload, result)
-                    }));
+                if let Some(update) = resume.update {
+                    update(&mut payload).map_err(Stop::Node)?;
                 }
-                Err(error) => return halt(&walk, &parked, index, error),
-            }
-            steps = steps.wrapping_add(1);
-            if steps.is_multiple_of(STEPS_PER_YIELD) {
-                tokio::task::yield_now().await;
+                Ok(resume.port)
+            });
+            publish_debug(&cx.services, &mut debug);
+            match resumed {
+                Ok(port) => walk.emit(index, port, payload),
+                Err(Stop::Node(error)) => return Err(halt(&walk, &parked, Some(index), error)),
+                Err(Stop::Halt(inner)) => {
+                    return Err(Halt {
+                        failed: inner.failed + alive(&walk, &parked),
+                        failure: inner.failure,
+                    })
+                }
             }
         }
-        let Some((index, mut payload, result)) = parked.next().await else {
-            break;
-        };
-        let resumed = result.and_then(|resume| {
-            for line in resume.logs {
-                debug.push(DebugMessage {
-                    time_ms: chrono::Utc::now().timestamp_millis(),
-                    flow_id: run.flow_id.clone(),
-                    run_id: run.run_id.clone(),
-                    version: run.version_name.clone(),
-                    node_id: Some(flow.nodes[index].id.clone()),
-                    level: "info".into(),
-                    message: line,
-                    value: Value::Null,
-                });
-            }
-            if let Some(update) = resume.update {
-                update(&mut payload)?;
-            }
-            Ok(resume.port)
+        // Inside a loop body, paths that end without a cap are discarded, not completed.
+        let completed = if in_loop { 0 } else { walk.completed };
+        Ok(WalkEnd { completed, cap })
+    })
+}
+
+/// At most this many iterations of a parallel loop run at once (Losant: about 5).
+const PARALLEL_ITERATIONS: usize = 5;
+
+/// Runs a loop's iterations over its body and returns the payload it continues with.
+async fn run_loop(
+    cx: Arc<WalkContext>,
+    body: Vec<usize>,
+    plan: crate::node::LoopPlan,
+    mut payload: Value,
+) -> Result<Value, Stop> {
+    let mut map_values: Vec<Value> = Vec::with_capacity(plan.items.len());
+    let map_value = |cap: &crate::node::LoopCap, committed: &Value| -> Value {
+        let path = cap.map_value.as_ref().unwrap_or(&plan.map_value);
+        path.get(committed)
+            .map(|v| v.into_owned())
+            .unwrap_or(Value::Null)
+    };
+    if body.is_empty() {
+        // No body: the loop goes straight on.
+    } else if plan.parallel {
+        // Iterations see the payload as it was before the loop and do not change it.
+        // Iterations are made as `buffered` asks for them, a few at a time, so a long loop does
+        // not hold a payload copy per item.
+        let base = Arc::new(payload.clone());
+        let current = plan.current_item.clone();
+        let (cx, body) = (cx.clone(), body.clone());
+        let runs = plan.items.clone().into_iter().map(move |item| {
+            let mut iteration = (*base).clone();
+            current.set(&mut iteration, item);
+            walk_scope(cx.clone(), body.clone(), iteration, true)
         });
-        publish_debug(services, &mut debug);
-        match resumed {
-            Ok(port) => walk.emit(index, port, payload),
-            Err(error) => return halt(&walk, &parked, index, error),
+        let results: Vec<Result<WalkEnd, Halt>> = futures::stream::iter(runs)
+            .buffered(PARALLEL_ITERATIONS)
+            .collect()
+            .await;
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(end) => map_values.push(match &end.cap {
+                    Some((cap, committed)) => map_value(cap, committed),
+                    None => Value::Null,
+                }),
+                Err(halt) => {
+                    first_error.get_or_insert(halt);
+                }
+            }
+        }
+        if let Some(halt) = first_error {
+            return Err(Stop::Halt(halt));
+        }
+    } else {
+        for item in &plan.items {
+            let mut iteration = payload.clone();
+            plan.current_item.set(&mut iteration, item.clone());
+            let end = walk_scope(cx.clone(), body.clone(), iteration, true)
+                .await
+                .map_err(Stop::Halt)?;
+            match end.cap {
+                Some((cap, committed)) => {
+                    map_values.push(map_value(&cap, &committed));
+                    // Changes made in the iteration carry over only through a cap.
+                    payload = committed;
+                    if cap.should_break {
+                        break;
+                    }
+                }
+                None => map_values.push(Value::Null),
+            }
         }
     }
-    (walk.completed, 0, None)
+    if let Some(path) = &plan.map_result {
+        path.set(&mut payload, Value::Array(map_values));
+    }
+    Ok(payload)
 }
 
 fn publish_debug(services: &Services, debug: &mut Vec<DebugMessage>) {

@@ -24,10 +24,70 @@ impl Default for RunLimits {
     }
 }
 
+/// Starts runs of other flows (the Workflow Trigger node); the engine provides it.
+pub trait RunStarter: Send + Sync {
+    fn press(
+        &self,
+        application_id: String,
+        flow_id: String,
+        press: crate::engine::Press,
+    ) -> futures::future::BoxFuture<'static, Result<String, crate::engine::PressError>>;
+}
+
+/// Most scheduled Workflow Trigger runs waiting at once.
+pub const MAX_SCHEDULED_RUNS: usize = 100_000;
+
+/// Runs scheduled by Workflow Trigger nodes, by run id, so that they can be replaced or
+/// cancelled. Kept in memory: a restart forgets them (documented).
+#[derive(Default)]
+pub struct Scheduler {
+    jobs: Arc<std::sync::Mutex<std::collections::HashMap<String, tokio::task::AbortHandle>>>,
+}
+
+impl Scheduler {
+    /// Runs `job` after `delay` under `run_id`, replacing a pending one of that id. Returns
+    /// whether one was replaced, or `None` when too many are waiting.
+    pub fn schedule(
+        &self,
+        run_id: String,
+        delay: Duration,
+        job: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Option<bool> {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let replaced = jobs.remove(&run_id).map(|old| old.abort()).is_some();
+        if jobs.len() >= MAX_SCHEDULED_RUNS {
+            return None;
+        }
+        let registry = self.jobs.clone();
+        let id = run_id.clone();
+        let handle = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            job.await;
+        });
+        jobs.insert(run_id, handle.abort_handle());
+        Some(replaced)
+    }
+
+    /// Cancels a pending run; false when there is none of that id.
+    pub fn cancel(&self, run_id: &str) -> bool {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.remove(run_id).map(|job| job.abort()).is_some()
+    }
+}
+
 pub struct Services {
     pub storage: StorageService,
     /// Where Function node scripts run.
     pub js: JsSandbox,
     pub observers: Vec<Arc<dyn RunObserver>>,
+    /// Set once the engine exists (it owns the queue the runs go to).
+    pub runs: std::sync::OnceLock<Arc<dyn RunStarter>>,
+    pub schedule: Scheduler,
     pub limits: RunLimits,
+    /// The HTTP node's clients, shared by every run (connection pools live here).
+    pub http: crate::nodes::data::http::HttpClients,
 }

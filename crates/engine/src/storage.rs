@@ -50,10 +50,20 @@ struct Entries {
     bytes: u64,
 }
 
+/// Which map a pending write belongs to: the flow's storage, or its nodes' state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Space {
+    Storage,
+    NodeState,
+}
+
 /// One flow's entries in memory.
 pub struct FlowStorage {
     flow_id: String,
     entries: Mutex<Entries>,
+    /// Latch, Throttle and On Change memory: kept and committed like storage, but not part of
+    /// it (not listed, not counted in the caps, not cleared with it).
+    node_state: Mutex<HashMap<String, Value>>,
     service: Arc<Shared>,
 }
 
@@ -62,7 +72,7 @@ pub struct FlowStorage {
 #[derive(Default)]
 struct Pending {
     cleared: Vec<String>,
-    keys: HashMap<(String, String), Option<String>>,
+    keys: HashMap<(Space, String, String), Option<String>>,
     /// Incremented for every change; the writer reports the highest it committed.
     generation: u64,
 }
@@ -113,6 +123,13 @@ impl StorageService {
             return Ok(found.clone());
         }
         let loaded = self.shared.store.storage_entries(flow_id).await?;
+        let node_state: HashMap<String, Value> = self
+            .shared
+            .store
+            .node_states(flow_id)
+            .await?
+            .into_iter()
+            .collect();
         let mut entries = Entries::default();
         for (key, value) in loaded {
             entries.bytes += entry_size(&key, &value.to_string());
@@ -126,6 +143,7 @@ impl StorageService {
                 Arc::new(FlowStorage {
                     flow_id: flow_id.to_owned(),
                     entries: Mutex::new(entries),
+                    node_state: Mutex::new(node_state),
                     service: self.shared.clone(),
                 })
             })
@@ -139,7 +157,7 @@ impl StorageService {
         lock(&self.shared.flows).remove(flow_id);
         lock(&self.shared.deleted).insert(flow_id.to_owned());
         let mut pending = lock(&self.shared.pending);
-        pending.keys.retain(|(flow, _), _| flow != flow_id);
+        pending.keys.retain(|(_, flow, _), _| flow != flow_id);
         pending.cleared.retain(|flow| flow != flow_id);
     }
 
@@ -161,13 +179,17 @@ impl StorageService {
 
 impl FlowStorage {
     fn record(&self, key: &str, value_json: Option<String>) {
+        self.record_in(Space::Storage, key, value_json);
+    }
+
+    fn record_in(&self, space: Space, key: &str, value_json: Option<String>) {
         if lock(&self.service.deleted).contains(&self.flow_id) {
             return;
         }
         let mut pending = lock(&self.service.pending);
         pending
             .keys
-            .insert((self.flow_id.clone(), key.to_owned()), value_json);
+            .insert((space, self.flow_id.clone(), key.to_owned()), value_json);
         pending.generation += 1;
         drop(pending);
         self.service.wake.notify_one();
@@ -273,12 +295,46 @@ impl FlowStorage {
         entries.map.clear();
         entries.bytes = 0;
         let mut pending = lock(&self.service.pending);
-        pending.keys.retain(|(flow, _), _| flow != &self.flow_id);
+        pending
+            .keys
+            .retain(|(space, flow, _), _| *space != Space::Storage || flow != &self.flow_id);
         pending.cleared.push(self.flow_id.clone());
         pending.generation += 1;
         drop(pending);
         self.service.wake.notify_one();
     }
+}
+
+impl FlowStorage {
+    /// A node's remembered state under `id` (a latch, a throttle bucket, a previous value).
+    pub fn node_state(&self, node_id: &str, id: &str) -> Option<Value> {
+        lock(&self.node_state)
+            .get(&node_state_key(node_id, id))
+            .cloned()
+    }
+
+    /// Updates a node's state with `f`, atomically (runs of one flow share it); what `f`
+    /// returns is stored and committed like storage, and also returned.
+    pub fn update_node_state<T>(
+        &self,
+        node_id: &str,
+        id: &str,
+        f: impl FnOnce(Option<&Value>) -> (Value, T),
+    ) -> T {
+        let key = node_state_key(node_id, id);
+        let mut states = lock(&self.node_state);
+        let (next, out) = f(states.get(&key));
+        let json = next.to_string();
+        states.insert(key.clone(), next);
+        // Recorded under the lock, so two updates reach the writer in the order they happened.
+        self.record_in(Space::NodeState, &key, Some(json));
+        out
+    }
+}
+
+/// Node ids and state ids are free text; a NUL cannot occur in either.
+fn node_state_key(node_id: &str, id: &str) -> String {
+    format!("{node_id}\u{0}{id}")
 }
 
 /// Commits pending writes in groups until the service is dropped.
@@ -301,13 +357,18 @@ async fn writer(shared: Arc<Shared>) {
                     .map(|flow_id| StorageWrite::Clear { flow_id })
                     .collect();
                 batch.extend(std::mem::take(&mut pending.keys).into_iter().map(
-                    |((flow_id, key), value)| match value {
-                        Some(value_json) => StorageWrite::Set {
+                    |((space, flow_id, key), value)| match (space, value) {
+                        (Space::Storage, Some(value_json)) => StorageWrite::Set {
                             flow_id,
                             key,
                             value_json,
                         },
-                        None => StorageWrite::Delete { flow_id, key },
+                        (Space::Storage, None) => StorageWrite::Delete { flow_id, key },
+                        (Space::NodeState, value) => StorageWrite::SetNodeState {
+                            flow_id,
+                            key,
+                            value_json: value.unwrap_or_else(|| "null".into()),
+                        },
                     },
                 ));
                 (batch, pending.generation)

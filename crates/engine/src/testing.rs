@@ -66,7 +66,10 @@ impl Harness {
                 ),
                 js: crate::js::JsSandbox::new(1, crate::js::JsLimits::default()),
                 observers: Vec::new(),
+                runs: std::sync::OnceLock::new(),
+                schedule: Default::default(),
                 limits: RunLimits::default(),
+                http: crate::nodes::data::http::HttpClients::new(),
             })
         });
         Harness {
@@ -99,6 +102,7 @@ impl Harness {
                 version_id: None,
                 device_id: None,
                 started_ms: 0,
+                depth: 0,
             };
             let mut debug = Vec::new();
             let outcome = {
@@ -119,6 +123,10 @@ impl Harness {
                         update(&mut payload)?;
                     }
                     Ok((resume.port, payload))
+                }
+                // Loops and caps need the executor: test them through a flow.
+                Outcome::Loop(_) | Outcome::Cap(_) => {
+                    panic!("loop nodes are tested through runs, not alone")
                 }
             }
         })

@@ -78,12 +78,80 @@ pub fn validate_graph(triggers: &[Value], nodes: &[Value]) -> Result<(), GraphEr
             }
         }
     }
+    check_groups(nodes)?;
     for (index, trigger) in triggers.iter().enumerate() {
         for target in targets(trigger) {
             if !ids.contains(target) {
                 return Err(GraphError(format!(
                     "{}: Referenced output ID {target} does not exist.",
                     describe_trigger(index, trigger)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn group_of(node: &Value) -> Option<&str> {
+    node.pointer("/meta/groupId")
+        .and_then(Value::as_str)
+        .filter(|g| !g.is_empty())
+}
+
+/// Loop bodies (FLOW-JSON §5): a Loop node's port 1 leads into its group (nodes with
+/// `meta.groupId` = the loop's id); inside a group, wires stay in the group; outside, wires do
+/// not enter one; a loop cap belongs to the group of the loop it names.
+fn check_groups(nodes: &[Value]) -> Result<(), GraphError> {
+    let by_id: std::collections::HashMap<&str, &Value> = nodes
+        .iter()
+        .filter_map(|n| n.get("id").and_then(Value::as_str).map(|id| (id, n)))
+        .collect();
+    for (index, node) in nodes.iter().enumerate() {
+        let own_group = group_of(node);
+        let is_loop = node.get("type").and_then(Value::as_str) == Some("LoopNode");
+        let own_id = node.get("id").and_then(Value::as_str);
+        let ports = node.get("outputIds").and_then(Value::as_array);
+        for (port, targets) in ports.into_iter().flatten().enumerate() {
+            let required = if is_loop && port == 1 {
+                own_id
+            } else {
+                own_group
+            };
+            for target in targets
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                let Some(target_node) = by_id.get(target) else {
+                    continue;
+                };
+                if group_of(target_node) != required {
+                    return Err(GraphError(format!(
+                        "{}: Referenced output ID {target} does not exist in the required group.",
+                        describe_node(index, node)
+                    )));
+                }
+            }
+        }
+        if node.get("type").and_then(Value::as_str) == Some("LoopCapNode") {
+            let names = node.pointer("/config/loopNodeId").and_then(Value::as_str);
+            if own_group.is_none() || names != own_group {
+                return Err(GraphError(format!(
+                    "{}: a loop cap must be in the body of the loop it names (meta.groupId = config.loopNodeId).",
+                    describe_node(index, node)
+                )));
+            }
+        }
+        if let Some(group) = own_group {
+            let owner = by_id
+                .get(group)
+                .and_then(|n| n.get("type"))
+                .and_then(Value::as_str);
+            if owner != Some("LoopNode") {
+                return Err(GraphError(format!(
+                    "{}: meta.groupId \"{group}\" is not the id of a Loop node.",
+                    describe_node(index, node)
                 )));
             }
         }
@@ -149,6 +217,37 @@ mod tests {
             err.0,
             "Trigger \"t1\" (timer): Referenced output ID x does not exist."
         );
+    }
+
+    #[test]
+    fn loop_bodies_keep_to_their_groups() {
+        let body = |group: &str| json!({"groupId": group});
+        let ok = json!([
+            {"id": "l", "type": "LoopNode", "outputIds": [["after"], ["b"]]},
+            {"id": "b", "type": "DebugNode", "meta": body("l"), "outputIds": [["cap"]]},
+            {"id": "cap", "type": "LoopCapNode", "meta": body("l"), "config": {"loopNodeId": "l"}},
+            {"id": "after", "type": "DebugNode"}
+        ]);
+        check(json!([]), ok.clone()).unwrap();
+        let mut outside = ok.clone();
+        outside[1]["meta"] = json!({});
+        let err = check(json!([]), outside).unwrap_err();
+        assert!(err.0.contains("required group"), "{err}");
+        let mut leak = ok.clone();
+        leak[1]["outputIds"] = json!([["after"]]);
+        assert!(check(json!([]), leak)
+            .unwrap_err()
+            .0
+            .contains("required group"));
+        let mut wrong_cap = ok.clone();
+        wrong_cap[2]["config"]["loopNodeId"] = json!("other");
+        assert!(check(json!([]), wrong_cap)
+            .unwrap_err()
+            .0
+            .contains("loop cap"));
+        let mut bad_group = ok;
+        bad_group[3]["meta"] = body("after");
+        assert!(check(json!([]), bad_group).is_err());
     }
 
     #[test]

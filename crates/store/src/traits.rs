@@ -104,6 +104,9 @@ pub trait StorageStore: Send + Sync {
     /// runs' writes were queued must not fail the batch of every other flow. Caps are the
     /// caller's business here (the engine enforces them in memory before queueing).
     async fn storage_apply(&self, batch: &[StorageWrite]) -> StoreResult<()>;
+    /// The node state of a flow (Latch, Throttle and On Change memory), by key. Not workflow
+    /// storage: not listed, not counted in its caps.
+    async fn node_states(&self, flow_id: &str) -> StoreResult<Map<String, Value>>;
 }
 
 /// One write of a storage batch.
@@ -119,9 +122,15 @@ pub enum StorageWrite {
         flow_id: String,
         key: String,
     },
-    /// Delete every entry of the flow.
+    /// Delete every entry of the flow (workflow storage only; node state is kept).
     Clear {
         flow_id: String,
+    },
+    /// Upsert a node state entry.
+    SetNodeState {
+        flow_id: String,
+        key: String,
+        value_json: String,
     },
 }
 

@@ -222,6 +222,7 @@ async fn press_virtual_button(
         device_id: text("deviceId"),
         relay_id: Some(who.token_id.clone()),
         relay_type: Some(who.actor_type().to_owned()),
+        depth: 0,
     };
     // The engine answers from its cache of flows; the store is read only on a miss.
     match state

@@ -7,6 +7,7 @@
 pub mod data;
 pub mod debug;
 pub mod logic;
+pub mod output;
 
 use crate::error::{CompileError, ErrorName, NodeError};
 use crate::node::{CompileFn, CompiledNodeType, Node, NodeContext, NodeSpec, Outcome};
@@ -14,19 +15,43 @@ use serde_json::Value;
 
 /// Every node type flowd runs: (type string, compile function).
 pub const REGISTRY: &[(&str, CompileFn)] = &[
+    ("ArrayNode", logic::array::compile),
+    ("Base64DecodeNode", logic::base64_decode::compile),
+    ("Base64EncodeNode", logic::base64_encode::compile),
+    ("BranchOnChangeNode", logic::on_change::compile),
+    ("CSVDecodeNode", logic::csv_decode::compile),
+    ("CSVEncodeNode", logic::csv_encode::compile),
     ("ConditionalNode", logic::conditional::compile),
+    ("DateTimeNode", logic::date_time::compile),
     ("DebugNode", debug::debug::compile),
     ("DelayNode", logic::delay::compile),
+    ("GenerateIdNode", logic::generate_id::compile),
+    ("GeofenceNode", logic::geofence::compile),
     ("GetValueNode", data::get_value::compile),
+    ("HashNode", logic::hash::compile),
+    ("HtmlParserNode", logic::html_parser::compile),
+    ("HttpNode", data::http::compile),
+    ("JWTCreateNode", logic::jwt_create::compile),
+    ("JWTDecodeNode", logic::jwt_decode::compile),
+    ("JWTVerifyNode", logic::jwt_verify::compile),
     ("JsonDecodeNode", logic::json_decode::compile),
     ("JsonEncodeNode", logic::json_encode::compile),
+    ("LatchNode", logic::latch::compile),
+    ("LoopCapNode", logic::loop_cap::compile),
+    ("LoopNode", logic::loop_node::compile),
     ("MathNode", logic::math::compile),
     ("MutateNode", logic::mutate::compile),
     ("ObjectNode", logic::object::compile),
+    ("RandomNumberNode", logic::random_number::compile),
     ("RawFunctionNode", logic::function::compile),
     ("StoreValueNode", data::store_value::compile),
+    ("StringNode", logic::string::compile),
     ("SwitchNode", logic::switch::compile),
+    ("ThrottleNode", logic::throttle::compile),
     ("ThrowErrorNode", debug::throw_error::compile),
+    ("TimeRangeNode", logic::time_range::compile),
+    ("ValidatePayloadNode", logic::validate_payload::compile),
+    ("WorkflowTriggerNode", output::workflow_trigger::compile),
 ];
 
 /// Compiles a node of any type.

@@ -58,11 +58,11 @@
 
 mod d3_format;
 pub mod encode;
-mod gps;
+pub(crate) mod gps;
 pub(crate) mod helpers;
 mod html;
 pub mod js_number;
-mod moment;
+pub(crate) mod moment;
 pub(crate) mod parse;
 pub(crate) mod render;
 

@@ -106,4 +106,13 @@ pub const MIGRATIONS: &[&str] = &[
     -- Newest-first reads and the ring trim; the rowid, implicitly last, breaks ties in start time.
     CREATE INDEX run_logs_flow_started ON run_logs(flow_id, started_ms);
     "#,
+    // 3: node state (Latch, Throttle, On Change), per flow, apart from workflow storage.
+    r#"
+    CREATE TABLE node_state (
+        flow_id TEXT NOT NULL REFERENCES flows(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (flow_id, key)
+    ) WITHOUT ROWID;
+    "#,
 ];

@@ -122,6 +122,11 @@ impl StorageStore for SqliteStore {
             let mut delete =
                 tx.prepare_cached("DELETE FROM storage_entries WHERE flow_id = ?1 AND key = ?2")?;
             let mut clear = tx.prepare_cached("DELETE FROM storage_entries WHERE flow_id = ?1")?;
+            let mut node_state = tx.prepare_cached(
+                "INSERT INTO node_state (flow_id, key, value) \
+                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM flows WHERE id = ?1) \
+                 ON CONFLICT (flow_id, key) DO UPDATE SET value = excluded.value",
+            )?;
             for write in &batch {
                 match write {
                     StorageWrite::Set {
@@ -137,9 +142,34 @@ impl StorageStore for SqliteStore {
                     StorageWrite::Clear { flow_id } => {
                         clear.execute([flow_id])?;
                     }
+                    StorageWrite::SetNodeState {
+                        flow_id,
+                        key,
+                        value_json,
+                    } => {
+                        node_state.execute([flow_id, key, value_json])?;
+                    }
                 }
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn node_states(&self, flow_id: &str) -> StoreResult<Map<String, Value>> {
+        let flow_id = flow_id.to_owned();
+        self.read(move |conn| {
+            let mut statement =
+                conn.prepare("SELECT key, value FROM node_state WHERE flow_id = ?1")?;
+            let rows = statement.query_map([flow_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut states = Map::new();
+            for row in rows {
+                let (key, value) = row?;
+                states.insert(key, parse_doc(&value)?);
+            }
+            Ok(states)
         })
         .await
     }

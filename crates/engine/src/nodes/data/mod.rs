@@ -1,4 +1,5 @@
 //! Data nodes.
 
 pub mod get_value;
+pub mod http;
 pub mod store_value;

@@ -97,6 +97,7 @@ mod tests {
             version_id: None,
             device_id: None,
             started_ms: 0,
+            depth: 0,
         };
         let mut debug = Vec::new();
         let outcome = node.node.execute(

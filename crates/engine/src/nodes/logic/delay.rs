@@ -158,6 +158,7 @@ mod tests {
             version_id: None,
             device_id: None,
             started_ms: 0,
+            depth: 0,
         };
         let mut debug = Vec::new();
         let mut payload = payload;
@@ -182,7 +183,7 @@ mod tests {
         let waits: Vec<_> = (0..3)
             .map(|_| match execute(&harness, &node, json!({})) {
                 Outcome::Wait(future) => future,
-                Outcome::Port(_) => panic!("a delay waits"),
+                _ => panic!("a delay waits"),
             })
             .collect();
         // Three waits on one thread overlap: together they take one delay, not three.

@@ -1,0 +1,3 @@
+//! Output nodes.
+
+pub mod workflow_trigger;
