@@ -1,6 +1,6 @@
 //! The spec's example workflows (copied to `tests/examples/`), run through the API and through
-//! `flowd run`, with the outcomes their README states. Examples 02, 03 and 05 need triggers and
-//! nodes that come with later work (timers, webhooks, loops); 04's Workflow Error trigger too, so
+//! `flowd run`, with the outcomes their README states. Examples 02 and 03 need triggers and
+//! nodes that come with later work (timers, webhooks); 04's Workflow Error trigger too, so
 //! only its failing presses are checked here.
 
 mod common;
@@ -245,4 +245,45 @@ async fn failing_on_purpose_records_each_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("ThrowError at node bail"));
+}
+
+#[tokio::test]
+async fn loop_switch_array_through_the_api_and_flowd_run() {
+    let (path, doc) = example("05-loop-switch-array.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_flowd"))
+        .arg("run")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{printed}");
+    assert!(
+        printed.contains("4 readings: a:ok; b:warn(9); C:CRITICAL; d:unknown (critical: 1)"),
+        "{printed}"
+    );
+
+    // Through the API: the flow saves (loop groups are checked) and a press runs it cleanly.
+    let server = Server::start().await;
+    let app = server.create_application("examples").await;
+    let flow = server.create_flow(&app, &post_body(&doc)).await;
+    let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
+    let key = doc["triggers"][0]["key"].as_str().unwrap();
+    let (status, _) = server
+        .call(
+            Method::POST,
+            &format!("{flow_path}/virtualButton"),
+            Some(OWNER_TOKEN),
+            Some(&json!({"key": key})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let logs = logs_after(&server, &flow_path, 1).await;
+    assert_eq!(
+        (
+            logs[0]["pathsCompleted"].as_u64(),
+            logs[0]["pathsFailed"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{logs:?}"
+    );
 }
