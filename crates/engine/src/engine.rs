@@ -163,6 +163,8 @@ impl Engine {
             schedule: Default::default(),
             limits: config.limits,
             http: crate::nodes::data::http::HttpClients::new(),
+            sql: crate::nodes::data::sql::SqlPools::new(),
+            redis: crate::nodes::data::redis::RedisConnections::new(),
         });
         let inner = Arc::new(Inner {
             store,

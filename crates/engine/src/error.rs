@@ -33,6 +33,11 @@ pub enum ErrorName {
     /// An HTTP node's request failed in transport: a bad URL, DNS, connection, TLS, a timeout,
     /// or a response over the size limit. (A 4xx or 5xx response is data, not an error.)
     HttpError,
+    /// A SQL node could not connect, or the server refused its query, or a result column could
+    /// not be converted.
+    SqlError,
+    /// A Redis node's command failed: connecting, authenticating, a timeout, or an error reply.
+    RedisError,
     /// A value was over its size limit.
     PayloadTooLarge,
     /// The node type is one Losant knows but flowd cannot run yet.
@@ -61,6 +66,8 @@ impl ErrorName {
             ErrorName::MemoryError => "MemoryError",
             ErrorName::StorageError => "StorageError",
             ErrorName::HttpError => "HttpError",
+            ErrorName::SqlError => "SqlError",
+            ErrorName::RedisError => "RedisError",
             ErrorName::PayloadTooLarge => "PayloadTooLarge",
             ErrorName::UnsupportedNode => "UnsupportedNode",
             ErrorName::PathLimit => "PathLimit",

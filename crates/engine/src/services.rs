@@ -90,4 +90,8 @@ pub struct Services {
     pub limits: RunLimits,
     /// The HTTP node's clients, shared by every run (connection pools live here).
     pub http: crate::nodes::data::http::HttpClients,
+    /// The SQL node's connection pools, one per connection, shared by every run.
+    pub sql: crate::nodes::data::sql::SqlPools,
+    /// The Redis node's connections, one per server, shared by every run.
+    pub redis: crate::nodes::data::redis::RedisConnections,
 }

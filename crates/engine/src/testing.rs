@@ -70,6 +70,8 @@ impl Harness {
                 schedule: Default::default(),
                 limits: RunLimits::default(),
                 http: crate::nodes::data::http::HttpClients::new(),
+                sql: crate::nodes::data::sql::SqlPools::new(),
+                redis: crate::nodes::data::redis::RedisConnections::new(),
             })
         });
         Harness {

@@ -44,6 +44,8 @@ pub const REGISTRY: &[(&str, CompileFn)] = &[
     ("ObjectNode", logic::object::compile),
     ("RandomNumberNode", logic::random_number::compile),
     ("RawFunctionNode", logic::function::compile),
+    ("RedisNode", data::redis::compile),
+    ("SqlNode", data::sql::compile),
     ("StoreValueNode", data::store_value::compile),
     ("StringNode", logic::string::compile),
     ("SwitchNode", logic::switch::compile),
