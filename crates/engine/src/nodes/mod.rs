@@ -170,6 +170,33 @@ pub(crate) fn render_json(
         .map_err(|e| NodeError::new(ErrorName::TemplateError, e.to_string()))
 }
 
+/// How an action a node waited for ends: its result goes to `result_path` (if any), its failure
+/// is handled per `errors` (halting unless `payloadPath`).
+pub(crate) fn resume_after(
+    outcome: Result<Value, NodeError>,
+    result_path: Option<crate::path::PayloadPath>,
+    errors: ErrorBehavior,
+) -> Result<crate::node::Resume, NodeError> {
+    let update: crate::node::PayloadUpdate = match outcome {
+        Ok(value) => match result_path {
+            Some(path) => Box::new(move |payload: &mut Value| {
+                path.set(payload, value);
+                Ok(())
+            }),
+            None => return Ok(crate::node::Resume::port(0)),
+        },
+        Err(error) => match errors {
+            ErrorBehavior::Throw => return Err(error),
+            behavior => Box::new(move |payload: &mut Value| behavior.handle(payload, error)),
+        },
+    };
+    Ok(crate::node::Resume {
+        port: 0,
+        update: Some(update),
+        logs: Vec::new(),
+    })
+}
+
 /// How a node reports a failure of its own action (`errorBehavior`).
 #[derive(Debug, Clone)]
 pub(crate) enum ErrorBehavior {

@@ -61,7 +61,7 @@
 //!   errors: not supported yet. The edge-only response-to-file fields are ignored.
 
 use crate::error::{CompileError, ErrorName, NodeError};
-use crate::node::{CompiledNodeType, Node, NodeContext, NodeSpec, Outcome, PayloadUpdate, Resume};
+use crate::node::{CompiledNodeType, Node, NodeContext, NodeSpec, Outcome};
 use crate::nodes::{
     json_template, optional_path, render, render_json, render_required, template, ErrorBehavior,
 };
@@ -874,26 +874,7 @@ impl Node for HttpNode {
         let response_path = self.response.clone();
         let errors = self.errors.clone();
         Ok(Outcome::Wait(Box::pin(async move {
-            let update: PayloadUpdate = match send(&services.http, request).await {
-                Ok(response) => match response_path {
-                    Some(path) => Box::new(move |payload: &mut Value| {
-                        path.set(payload, response);
-                        Ok(())
-                    }),
-                    None => return Ok(Resume::port(0)),
-                },
-                Err(error) => match errors {
-                    ErrorBehavior::Throw => return Err(error),
-                    behavior => {
-                        Box::new(move |payload: &mut Value| behavior.handle(payload, error))
-                    }
-                },
-            };
-            Ok(Resume {
-                port: 0,
-                update: Some(update),
-                logs: Vec::new(),
-            })
+            crate::nodes::resume_after(send(&services.http, request).await, response_path, errors)
         })))
     }
 }

@@ -40,7 +40,7 @@
 //!   yet.
 
 use crate::error::{CompileError, ErrorName, NodeError};
-use crate::node::{CompiledNodeType, Node, NodeContext, NodeSpec, Outcome, PayloadUpdate, Resume};
+use crate::node::{CompiledNodeType, Node, NodeContext, NodeSpec, Outcome};
 use crate::nodes::{optional_path, render, template, ErrorBehavior};
 use crate::path::PayloadPath;
 use crate::template::Template;
@@ -630,27 +630,11 @@ impl Node for RedisNode {
         let result_path = self.result.clone();
         let errors = self.errors.clone();
         Ok(Outcome::Wait(Box::pin(async move {
-            let update: PayloadUpdate = match run(&services.redis, target, command, arguments).await
-            {
-                Ok(value) => match result_path {
-                    Some(path) => Box::new(move |payload: &mut Value| {
-                        path.set(payload, value);
-                        Ok(())
-                    }),
-                    None => return Ok(Resume::port(0)),
-                },
-                Err(error) => match errors {
-                    ErrorBehavior::Throw => return Err(error),
-                    behavior => {
-                        Box::new(move |payload: &mut Value| behavior.handle(payload, error))
-                    }
-                },
-            };
-            Ok(Resume {
-                port: 0,
-                update: Some(update),
-                logs: Vec::new(),
-            })
+            crate::nodes::resume_after(
+                run(&services.redis, target, command, arguments).await,
+                result_path,
+                errors,
+            )
         })))
     }
 }
