@@ -5,6 +5,14 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use serde_json::{json, Map, Value};
 
+/// A string field of a document, or "" (documents here come from the store and have them).
+pub fn text(doc: &Value, field: &str) -> String {
+    doc.get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Sets ids, dates and authorship on a new document.
 pub fn stamp_created(doc: &mut Map<String, Value>, id: &str, id_field: &str, by: &Principal) {
     let now = flowd_model::time::now_iso();

@@ -84,6 +84,22 @@ impl ListSpec {
 }
 
 impl ListParams {
+    /// One page of documents already selected and sorted in memory (advanced queries).
+    pub fn page_of(&self, selected: Vec<Value>) -> Page {
+        let total_count = selected.len() as u64;
+        let start = self
+            .query
+            .page
+            .saturating_mul(self.query.per_page)
+            .min(total_count) as usize;
+        let items = selected
+            .into_iter()
+            .skip(start)
+            .take(self.query.per_page.min(MAX_PER_PAGE) as usize)
+            .collect();
+        Page { items, total_count }
+    }
+
     /// The list envelope around already-decorated items.
     pub fn envelope(&self, page: Page, items: Vec<Value>) -> Value {
         let mut out = json!({

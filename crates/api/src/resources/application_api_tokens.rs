@@ -40,16 +40,8 @@ const LIST: ListSpec = ListSpec {
 
 /// A token document as a response.
 pub fn present(doc: Value, links: bool) -> Value {
-    let id = doc
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let app = doc
-        .get("ownerId")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let id = crate::documents::text(&doc, "id");
+    let app = crate::documents::text(&doc, "ownerId");
     decorate(
         doc,
         "apiToken",

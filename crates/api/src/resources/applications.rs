@@ -35,11 +35,7 @@ const LIST: ListSpec = ListSpec {
 
 /// An application document as a response.
 pub fn present(doc: Value, links: bool) -> Value {
-    let id = doc
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let id = crate::documents::text(&doc, "id");
     decorate(
         doc,
         "application",

@@ -64,21 +64,9 @@ const CLIENT_FIELDS: &[&str] = &[
 
 /// A flow version document as a response.
 pub fn present(doc: Value, links: bool) -> Value {
-    let id = doc
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let app = doc
-        .get("applicationId")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let flow_id = doc
-        .get("flowId")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let id = crate::documents::text(&doc, "id");
+    let app = crate::documents::text(&doc, "applicationId");
+    let flow_id = crate::documents::text(&doc, "flowId");
     decorate(
         doc,
         "flowVersion",
@@ -150,18 +138,7 @@ async fn list(
                 }
             }
             sort_versions(&mut selected, list.sort_field, list.query.direction);
-            let total_count = selected.len() as u64;
-            let start = list
-                .query
-                .page
-                .saturating_mul(list.query.per_page)
-                .min(total_count) as usize;
-            let items = selected
-                .into_iter()
-                .skip(start)
-                .take(list.query.per_page as usize)
-                .collect();
-            (flowd_store::Page { items, total_count }, list)
+            (list.page_of(selected), list)
         }
     };
     let items = page

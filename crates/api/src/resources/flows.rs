@@ -4,7 +4,7 @@ use crate::auth::Principal;
 use crate::documents::{href, into_object, stamp_created};
 use crate::error::{ApiError, ApiResult};
 use crate::hal::decorate;
-use crate::list::{ListSpec, MAX_PER_PAGE};
+use crate::list::ListSpec;
 use crate::request::{JsonBody, Params, PathParams};
 use crate::resources::application;
 use crate::state::AppState;
@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use flowd_model::schema::SchemaName;
 use flowd_model::scope::Action;
-use flowd_store::{Column, ListQuery, Page};
+use flowd_store::{Column, ListQuery};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
@@ -67,11 +67,7 @@ pub fn present(doc: Value, links: bool) -> Value {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let app = doc
-        .get("applicationId")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let app = crate::documents::text(&doc, "applicationId");
     decorate(
         doc,
         "flow",
@@ -238,18 +234,7 @@ async fn list(
                 list.filter = None;
                 list.filter_field = None;
             }
-            let total_count = selected.len() as u64;
-            let start = list
-                .query
-                .page
-                .saturating_mul(list.query.per_page)
-                .min(total_count) as usize;
-            let items = selected
-                .into_iter()
-                .skip(start)
-                .take(list.query.per_page.min(MAX_PER_PAGE) as usize)
-                .collect();
-            Page { items, total_count }
+            list.page_of(selected)
         }
     };
     let items = page
