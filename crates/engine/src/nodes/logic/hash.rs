@@ -82,7 +82,7 @@ fn normalize(text: &str) -> String {
 }
 
 /// A setting read from a name; blank gives the default.
-trait Named: Copy + Sized {
+pub(crate) trait Named: Copy + Sized {
     const FIELD: &'static str;
     const NAMES: &'static str;
     const DEFAULT: Self;
@@ -153,13 +153,17 @@ impl Named for InputEncoding {
 }
 
 /// A setting fixed when the flow is compiled, or rendered per run.
-enum Choice<T> {
+pub(crate) enum Choice<T> {
     Fixed(T),
     Template(Template),
 }
 
 impl<T: Named> Choice<T> {
-    fn compile(spec: &NodeSpec<'_>, field: &str, text: Option<&str>) -> Result<Self, CompileError> {
+    pub(crate) fn compile(
+        spec: &NodeSpec<'_>,
+        field: &str,
+        text: Option<&str>,
+    ) -> Result<Self, CompileError> {
         let text = text.unwrap_or_default();
         let compiled = template(spec, field, text)?;
         match compiled.static_text() {
@@ -170,7 +174,7 @@ impl<T: Named> Choice<T> {
         }
     }
 
-    fn get(&self, field: &str, payload: &Value) -> Result<T, NodeError> {
+    pub(crate) fn get(&self, field: &str, payload: &Value) -> Result<T, NodeError> {
         match self {
             Choice::Fixed(value) => Ok(*value),
             Choice::Template(t) => T::parse(&render(t, payload)?).map_err(|e| {
