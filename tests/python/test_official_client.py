@@ -728,3 +728,41 @@ def test_press_virtual_button_and_read_the_history(owner, app):
     assert sum(m["pathsCompleted"] for m in stats["metrics"]) == 3
 
     fails(owner.flow.press_virtual_button, 400, "Validation", button={"key": "missing"}, **ids)
+
+
+# ---------------------------------------------------------------------------------------------
+# Integrations
+# ---------------------------------------------------------------------------------------------
+
+
+def test_mqtt_integration_lifecycle(owner, app):
+    body = {
+        "name": unique("broker"),
+        "integrationType": "mqtt",
+        "topics": ["plant/+/telemetry"],
+        "mqttConfig": {"host": "127.0.0.1", "port": 1883, "protocol": "mqtt"},
+    }
+    created = ok(owner.integrations.post, 201, applicationId=app["id"], integration=body)
+    assert HEX24.match(created["id"]) and created["integrationId"] == created["id"]
+    assert created["topics"] == ["plant/+/telemetry"]
+    listed = ok(owner.integrations.get, applicationId=app["id"], filterField="integrationType", filter="mqtt")
+    assert created["id"] in [item["id"] for item in listed["items"]]
+    fetched = ok(owner.integration.get, applicationId=app["id"], integrationId=created["id"])
+    assert fetched["mqttConfig"]["port"] == 1883
+    assert "connectInfo" in fetched["status"]
+    patched = ok(
+        owner.integration.patch,
+        applicationId=app["id"],
+        integrationId=created["id"],
+        integration={"enabled": False},
+    )
+    assert patched["enabled"] is False
+    fails(
+        owner.integrations.post,
+        400,
+        "Validation",
+        applicationId=app["id"],
+        integration={"name": "q", "integrationType": "particle", "particleConfig": {"accessToken": "t"}},
+    )
+    assert ok(owner.integration.delete, applicationId=app["id"], integrationId=created["id"]) == {"success": True}
+    fails(owner.integration.get, 404, "NotFound", applicationId=app["id"], integrationId=created["id"])

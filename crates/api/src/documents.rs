@@ -104,6 +104,12 @@ pub mod href {
     pub fn version(app: &str, flow: &str, version: &str) -> String {
         format!("/applications/{app}/flows/{flow}/versions/{version}")
     }
+    pub fn integrations(app: &str) -> String {
+        format!("/applications/{app}/integrations")
+    }
+    pub fn integration(app: &str, integration: &str) -> String {
+        format!("/applications/{app}/integrations/{integration}")
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,8 @@ pub fn app(state: AppState) -> Router {
         .merge(resources::flow_debug::router())
         .merge(resources::flow_versions::router())
         .merge(resources::flow_version::router())
+        .merge(resources::integrations::router())
+        .merge(resources::integration::router())
         .fallback(|| async { ApiError::NotFound("No such route".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::NotFound("This route does not take that method".into())

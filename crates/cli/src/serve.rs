@@ -114,6 +114,7 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "listening on {address}");
 
     let engine = flowd_engine::engine::Engine::start(store.clone(), settings.engine);
+    engine.connect_integrations().await?;
     let (shutdown_sender, shutting_down) = tokio::sync::watch::channel(false);
     let state = AppState {
         store: store.clone(),

@@ -411,7 +411,7 @@ struct Row {
     /// The action's own scope, as in Losant's docs (`flow.getStorageEntries`).
     action: &'static str,
     method: Method,
-    /// `{app}`, `{flow}`, `{version}` and `{token}` are filled in.
+    /// `{app}`, `{flow}`, `{version}`, `{token}` and `{integration}` are filled in.
     path: &'static str,
     body: Option<Value>,
     status: u16,
@@ -833,6 +833,61 @@ fn action_table() -> Vec<Row> {
             "flow.stats",
             Nothing,
         ),
+        row(
+            "integrations.get",
+            M::GET,
+            "/applications/{app}/integrations",
+            None,
+            200,
+            S::Integrations,
+            true,
+            "flows.get",
+            Nothing,
+        ),
+        row(
+            "integrations.post",
+            M::POST,
+            "/applications/{app}/integrations",
+            Some(mqtt_integration("made")),
+            201,
+            S::Integration,
+            false,
+            "integration.patch",
+            Nothing,
+        ),
+        row(
+            "integration.get",
+            M::GET,
+            "/applications/{app}/integrations/{integration}",
+            None,
+            200,
+            S::Integration,
+            true,
+            "integrations.get",
+            Nothing,
+        ),
+        row(
+            "integration.patch",
+            M::PATCH,
+            "/applications/{app}/integrations/{integration}",
+            Some(json!({"name": "renamed"})),
+            200,
+            S::Integration,
+            false,
+            "integration.get",
+            Nothing,
+        ),
+        row(
+            "integration.delete",
+            M::DELETE,
+            "/applications/{app}/integrations/{integration}",
+            None,
+            200,
+            S::Success,
+            false,
+            "integration.patch",
+            Target,
+        ),
         Row {
             streams: true,
             ..row(
@@ -856,6 +911,13 @@ struct Target {
     flow: String,
     version: String,
     token: String,
+    integration: String,
+}
+
+/// An MQTT integration body (the local Mosquitto).
+fn mqtt_integration(name: &str) -> Value {
+    json!({"name": name, "integrationType": "mqtt",
+           "mqttConfig": {"host": "127.0.0.1", "port": 1883, "protocol": "mqtt"}})
 }
 
 impl Target {
@@ -871,11 +933,21 @@ impl Target {
             )
             .await;
         let (_, token) = api.create_token(app, &["flow.get"]).await;
+        let integration = api
+            .ok(
+                Method::POST,
+                &format!("/applications/{app}/integrations"),
+                Some(&mqtt_integration("target")),
+                201,
+                SchemaName::Integration,
+            )
+            .await;
         Target {
             app: app.to_owned(),
             flow,
             version: id_of(&version),
             token: id_of(&token),
+            integration: id_of(&integration),
         }
     }
 
@@ -885,6 +957,7 @@ impl Target {
             .replace("{flow}", &self.flow)
             .replace("{version}", &self.version)
             .replace("{token}", &self.token)
+            .replace("{integration}", &self.integration)
     }
 }
 
@@ -1243,6 +1316,36 @@ async fn unknown_and_malformed_ids_are_404(api: &Api) {
                 None,
                 "API token",
             ),
+            (
+                Method::GET,
+                format!("/applications/{bad}/integrations"),
+                None,
+                "Application",
+            ),
+            (
+                Method::POST,
+                format!("/applications/{bad}/integrations"),
+                Some(mqtt_integration("x")),
+                "Application",
+            ),
+            (
+                Method::GET,
+                format!("/applications/{app}/integrations/{bad}"),
+                None,
+                "Integration",
+            ),
+            (
+                Method::PATCH,
+                format!("/applications/{app}/integrations/{bad}"),
+                Some(json!({"name": "x"})),
+                "Integration",
+            ),
+            (
+                Method::DELETE,
+                format!("/applications/{app}/integrations/{bad}"),
+                None,
+                "Integration",
+            ),
             // A version is addressed by id or name: anything unknown is simply not there.
             (
                 Method::GET,
@@ -1499,6 +1602,17 @@ async fn bad_bodies_are_400_naming_the_field(api: &Api) {
     let version_path = format!("{versions}/v1");
     let import = format!("{flows}/import");
     let bulk = format!("{versions}/delete");
+    let integrations = format!("{app_path}/integrations");
+    let integration = api
+        .ok(
+            Method::POST,
+            &integrations,
+            Some(&mqtt_integration("bodies")),
+            201,
+            SchemaName::Integration,
+        )
+        .await;
+    let integration_path = format!("{integrations}/{}", id_of(&integration));
 
     // Bodies that are not a JSON object, on every route that takes one.
     let body_routes: Vec<(Method, &str)> = vec![
@@ -1513,6 +1627,8 @@ async fn bad_bodies_are_400_naming_the_field(api: &Api) {
         (Method::PATCH, &version_path),
         (Method::POST, &import),
         (Method::POST, &bulk),
+        (Method::POST, &integrations),
+        (Method::PATCH, &integration_path),
     ];
     for (method, path) in &body_routes {
         let label = |what: &str| format!("{what} to {method} {path}");
@@ -1654,6 +1770,24 @@ async fn bad_bodies_are_400_naming_the_field(api: &Api) {
             "bogus",
         ),
         (Method::POST, &bulk, json!({"query": {"bogus": 1}}), "bogus"),
+        (
+            Method::POST,
+            &integrations,
+            json!({"name": "i", "integrationType": "mqtt", "bogus": 1}),
+            "bogus",
+        ),
+        (
+            Method::PATCH,
+            &integration_path,
+            json!({"integrationType": "sqs"}),
+            "integrationType",
+        ),
+        (
+            Method::PATCH,
+            &integration_path,
+            json!({"mqttConfig": {"host": "h", "port": 1, "protocol": "mqtt", "bogus": 1}}),
+            "bogus",
+        ),
     ];
     for (method, path, body, needle) in unknown_fields {
         let got = api.owner(method.clone(), path, Some(&body)).await;

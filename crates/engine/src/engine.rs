@@ -165,6 +165,7 @@ impl Engine {
             http: crate::nodes::data::http::HttpClients::new(),
             sql: crate::nodes::data::sql::SqlPools::new(),
             redis: crate::nodes::data::redis::RedisConnections::new(),
+            integrations: crate::integrations::Integrations::new(),
         });
         let inner = Arc::new(Inner {
             store,
@@ -208,6 +209,24 @@ impl Engine {
             }
         });
         Engine { inner }
+    }
+
+    /// The live integrations; the API reports changes to them here.
+    pub fn integrations(&self) -> &crate::integrations::Integrations {
+        &self.inner.services.integrations
+    }
+
+    /// Connects every stored integration; called once at start, before requests are served.
+    pub async fn connect_integrations(&self) -> Result<(), flowd_store::StoreError> {
+        let docs = self
+            .inner
+            .store
+            .all_resources(flowd_store::ResourceKind::Integration)
+            .await?;
+        for doc in &docs {
+            self.integrations().apply(doc);
+        }
+        Ok(())
     }
 
     pub fn storage(&self) -> &StorageService {
@@ -542,6 +561,7 @@ impl Engine {
         if let Some(queue) = self.inner.queue.get() {
             queue.drain().await;
         }
+        self.integrations().stop_all();
         if let Err(e) = self.inner.services.storage.flush().await {
             tracing::error!(error = %e, "flushing workflow storage at shutdown failed");
         }

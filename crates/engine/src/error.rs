@@ -38,6 +38,9 @@ pub enum ErrorName {
     SqlError,
     /// A Redis node's command failed: connecting, authenticating, a timeout, or an error reply.
     RedisError,
+    /// An MQTT node could not publish: its integration is missing, disabled or not connected,
+    /// or the topic is not one a message can be published to.
+    MqttError,
     /// A value was over its size limit.
     PayloadTooLarge,
     /// The node type is one Losant knows but flowd cannot run yet.
@@ -68,6 +71,7 @@ impl ErrorName {
             ErrorName::HttpError => "HttpError",
             ErrorName::SqlError => "SqlError",
             ErrorName::RedisError => "RedisError",
+            ErrorName::MqttError => "MqttError",
             ErrorName::PayloadTooLarge => "PayloadTooLarge",
             ErrorName::UnsupportedNode => "UnsupportedNode",
             ErrorName::PathLimit => "PathLimit",

@@ -11,6 +11,7 @@ pub mod debug;
 pub mod engine;
 pub mod error;
 pub mod expression;
+pub mod integrations;
 pub mod js;
 pub mod node;
 pub mod nodes;

@@ -94,4 +94,6 @@ pub struct Services {
     pub sql: crate::nodes::data::sql::SqlPools,
     /// The Redis node's connections, one per server, shared by every run.
     pub redis: crate::nodes::data::redis::RedisConnections,
+    /// The applications' integrations (MQTT brokers), one connection each.
+    pub integrations: crate::integrations::Integrations,
 }

@@ -72,6 +72,7 @@ impl Harness {
                 http: crate::nodes::data::http::HttpClients::new(),
                 sql: crate::nodes::data::sql::SqlPools::new(),
                 redis: crate::nodes::data::redis::RedisConnections::new(),
+                integrations: crate::integrations::Integrations::new(),
             })
         });
         Harness {

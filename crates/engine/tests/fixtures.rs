@@ -7,6 +7,7 @@
 //! ```json
 //! { "description": "…",
 //!   "flow": { "triggers": […], "nodes": […], "globals": […] },
+//!   "integrations": [ { "id": "…", "integrationType": "mqtt", "mqttConfig": {…} } ],  // optional
 //!   "cases": [
 //!     { "name": "…", "trigger": "<button key>", "data": {…}, "storage": {…},
 //!       "expect": { "completed": 1, "failed": 0,
@@ -42,7 +43,12 @@ fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/flows")
 }
 
-async fn run_case(file: &str, flow: &Value, case: &Value) -> Result<(), String> {
+async fn run_case(
+    file: &str,
+    flow: &Value,
+    integrations: &Value,
+    case: &Value,
+) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(dir.path())
@@ -77,6 +83,20 @@ async fn run_case(file: &str, flow: &Value, case: &Value) -> Result<(), String> 
     )
     .map_err(|e| format!("graph: {e}"))?;
     store.insert_flow(&doc).await.map_err(|e| e.to_string())?;
+    // The application's integrations, connected before the run (the MQTT node's broker).
+    for integration in integrations.as_array().into_iter().flatten() {
+        let mut integration = integration.clone();
+        integration["applicationId"] = json!(app);
+        engine.integrations().apply(&integration);
+        let id = integration["id"].as_str().unwrap_or_default();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while engine.integrations().status(id)["connectInfo"]["ts"].is_null() {
+            if std::time::Instant::now() > deadline {
+                return Err(format!("integration {id} did not connect within 10 s"));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
     let storage = engine
         .storage()
         .flow(&flow_id)
@@ -223,7 +243,9 @@ async fn every_fixture_behaves_as_written() {
         for case in fixture["cases"].as_array().into_iter().flatten() {
             cases += 1;
             let case_name = case["name"].as_str().unwrap_or("?");
-            if let Err(problem) = run_case(&name, &fixture["flow"], case).await {
+            if let Err(problem) =
+                run_case(&name, &fixture["flow"], &fixture["integrations"], case).await
+            {
                 failures.push(format!("{name} / {case_name}: {problem}"));
             }
         }

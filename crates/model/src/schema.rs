@@ -22,7 +22,7 @@ macro_rules! schemas {
                 SchemaName::FlowPost, SchemaName::FlowStorageEntry, SchemaName::FlowTriggerFilter,
                 SchemaName::FlowVersionPatch, SchemaName::FlowVersionPost, SchemaName::FlowVersionsDeletePost,
                 SchemaName::FlowsImportPost, SchemaName::AdvancedFlowQuery, SchemaName::AdvancedFlowVersionQuery,
-                SchemaName::VirtualButtonPress,
+                SchemaName::VirtualButtonPress, SchemaName::IntegrationPost, SchemaName::IntegrationPatch,
             ];
 
             /// Every schema name.
@@ -68,6 +68,10 @@ schemas! {
     FlowVersions => "flowVersions.json",
     FlowVersionsDeletePost => "flowVersionsDeletePost.json",
     Flows => "flows.json",
+    Integration => "integration.json",
+    IntegrationPatch => "integrationPatch.json",
+    IntegrationPost => "integrationPost.json",
+    Integrations => "integrations.json",
     FlowsImportPost => "flowsImportPost.json",
     FlowsImportResult => "flowsImportResult.json",
     AdvancedFlowQuery => "advancedFlowQuery.json",

@@ -147,6 +147,11 @@ actions! {
     FlowVersionErrors => "flowVersion.errors", "flowVersion.*", READ;
     FlowVersionLog => "flowVersion.log", "flowVersion.*", READ;
     FlowVersionStats => "flowVersion.stats", "flowVersion.*", READ;
+    IntegrationsGet => "integrations.get", "integrations.*", READ;
+    IntegrationsPost => "integrations.post", "integrations.*", WRITE;
+    IntegrationGet => "integration.get", "integration.*", READ;
+    IntegrationPatch => "integration.patch", "integration.*", WRITE;
+    IntegrationDelete => "integration.delete", "integration.*", WRITE;
 }
 
 /// Whether a token holding `scopes` may perform `action`.

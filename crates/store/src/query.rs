@@ -13,6 +13,8 @@ pub enum Column {
     Status,
     ExpirationDate,
     Version,
+    /// Integrations: `integrationType`.
+    Kind,
 }
 
 /// Sort order.

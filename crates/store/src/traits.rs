@@ -134,6 +134,42 @@ pub enum StorageWrite {
     },
 }
 
+/// The kinds of application-owned resource documents kept by [`ResourceStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceKind {
+    /// `/applications/{id}/integrations`: connections to outside brokers and services.
+    Integration,
+}
+
+/// Application-owned resources that are plain documents with a name and a kind-specific type
+/// column (integrations; webhooks later). One trait serves them all: they differ only in which
+/// table holds them.
+#[async_trait]
+pub trait ResourceStore: Send + Sync {
+    async fn insert_resource(&self, kind: ResourceKind, doc: &Value) -> StoreResult<()>;
+    async fn get_resource(
+        &self,
+        kind: ResourceKind,
+        application_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<Value>>;
+    async fn update_resource(&self, kind: ResourceKind, doc: &Value) -> StoreResult<bool>;
+    async fn delete_resource(
+        &self,
+        kind: ResourceKind,
+        application_id: &str,
+        id: &str,
+    ) -> StoreResult<bool>;
+    async fn list_resources(
+        &self,
+        kind: ResourceKind,
+        application_id: &str,
+        query: &ListQuery,
+    ) -> StoreResult<Page>;
+    /// Every resource of a kind, in every application (the engine connects them at start).
+    async fn all_resources(&self, kind: ResourceKind) -> StoreResult<Vec<Value>>;
+}
+
 /// Everything flowd keeps.
 #[async_trait]
 pub trait Store:
@@ -142,6 +178,7 @@ pub trait Store:
     + FlowStore
     + FlowVersionStore
     + StorageStore
+    + ResourceStore
     + AccountingStore
     + Send
     + Sync

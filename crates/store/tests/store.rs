@@ -7,9 +7,9 @@
 use flowd_model::{id::new_id, time::now_iso};
 use flowd_store::sqlite::SqliteStore;
 use flowd_store::{
-    Column, ListQuery, Page, RunError, RunFilter, RunLogEntry, RunRecord, RunSummary, RunVersion,
-    SortDirection, StatsBucket, StorageCaps, StorageMetadata, StorageWrite, Store, StoreError,
-    StoredRunError, TokenRecord,
+    Column, ListQuery, Page, ResourceKind, RunError, RunFilter, RunLogEntry, RunRecord, RunSummary,
+    RunVersion, SortDirection, StatsBucket, StorageCaps, StorageMetadata, StorageWrite, Store,
+    StoreError, StoredRunError, TokenRecord,
 };
 use serde_json::{json, Map, Value};
 use std::future::Future;
@@ -700,6 +700,95 @@ async fn tokens(store: &dyn Store) {
         .insert_token(&token(Some(&app_id), "again", "aaaa"))
         .await
         .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Application resources (integrations)
+// ---------------------------------------------------------------------------------------------
+
+fn integration(application_id: &str, name: &str, kind: &str) -> Value {
+    let now = now_iso();
+    json!({
+        "id": new_id(),
+        "applicationId": application_id,
+        "name": name,
+        "integrationType": kind,
+        "enabled": true,
+        "creationDate": now,
+        "lastUpdated": now,
+    })
+}
+
+async fn integrations(store: &dyn Store) {
+    const KIND: ResourceKind = ResourceKind::Integration;
+    let app = application("Integrations");
+    let other = application("Other");
+    store.insert_application(&app).await.unwrap();
+    store.insert_application(&other).await.unwrap();
+    let (app_id, other_id) = (id(&app).to_owned(), id(&other).to_owned());
+    let broker = integration(&app_id, "broker", "mqtt");
+    let queue = integration(&app_id, "queue", "sqs");
+    let elsewhere = integration(&other_id, "elsewhere", "mqtt");
+    for doc in [&broker, &queue, &elsewhere] {
+        store.insert_resource(KIND, doc).await.unwrap();
+    }
+    assert!(matches!(
+        store.insert_resource(KIND, &broker).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // Reads are confined to the owning application.
+    assert_eq!(
+        store
+            .get_resource(KIND, &app_id, id(&broker))
+            .await
+            .unwrap(),
+        Some(broker.clone())
+    );
+    assert_eq!(
+        store
+            .get_resource(KIND, &other_id, id(&broker))
+            .await
+            .unwrap(),
+        None
+    );
+
+    let page = store.list_resources(KIND, &app_id, &all()).await.unwrap();
+    assert_eq!(names(&page), ["broker", "queue"]);
+    assert_eq!(page.total_count, 2);
+    let by_type = store
+        .list_resources(KIND, &app_id, &query(Column::Kind, SortDirection::Desc))
+        .await
+        .unwrap();
+    assert_eq!(names(&by_type), ["queue", "broker"]);
+    let mqtt_only = store
+        .list_resources(KIND, &app_id, &filtered(Column::Kind, "mq*"))
+        .await
+        .unwrap();
+    assert_eq!(names(&mqtt_only), ["broker"]);
+
+    let mut renamed = broker.clone();
+    renamed["name"] = json!("a broker");
+    assert!(store.update_resource(KIND, &renamed).await.unwrap());
+    let page = store.list_resources(KIND, &app_id, &all()).await.unwrap();
+    assert_eq!(names(&page), ["a broker", "queue"]);
+
+    let everywhere = store.all_resources(KIND).await.unwrap();
+    assert_eq!(everywhere.len(), 3);
+
+    // Deleting needs the right application; deleting the application takes its integrations.
+    assert!(!store
+        .delete_resource(KIND, &other_id, id(&broker))
+        .await
+        .unwrap());
+    assert!(store
+        .delete_resource(KIND, &app_id, id(&broker))
+        .await
+        .unwrap());
+    assert!(!store.update_resource(KIND, &renamed).await.unwrap());
+    assert!(store.delete_application(&app_id).await.unwrap());
+    let left = store.all_resources(KIND).await.unwrap();
+    assert_eq!(left, vec![elsewhere]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2745,6 +2834,7 @@ mod sqlite {
         flows,
         import_flows_is_all_or_nothing,
         versions,
+        integrations,
         storage_round_trip_and_metadata,
         storage_caps,
         storage_batches_apply_in_order,

@@ -94,5 +94,6 @@ async fn remove(
             state.engine.flow_deleted(flow_id);
         }
     }
+    state.engine.integrations().remove_application(id);
     Ok(Json(success()))
 }

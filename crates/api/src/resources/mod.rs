@@ -9,3 +9,5 @@ pub mod flow_debug;
 pub mod flow_version;
 pub mod flow_versions;
 pub mod flows;
+pub mod integration;
+pub mod integrations;

@@ -115,4 +115,17 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (flow_id, key)
     ) WITHOUT ROWID;
     "#,
+    // 4: integrations (MQTT brokers and other outside connections) of an application.
+    r#"
+    CREATE TABLE integrations (
+        id TEXT PRIMARY KEY,
+        application_id TEXT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        integration_type TEXT NOT NULL,
+        creation_date TEXT NOT NULL,
+        last_updated TEXT NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX integrations_application ON integrations(application_id, name);
+    "#,
 ];

@@ -10,6 +10,7 @@ mod applications;
 mod docs;
 mod flows;
 mod migrations;
+mod resources;
 mod storage;
 mod tokens;
 mod versions;

@@ -1,3 +1,4 @@
 //! Output nodes.
 
+pub mod mqtt;
 pub mod workflow_trigger;
