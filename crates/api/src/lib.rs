@@ -8,11 +8,13 @@
 //! * [`request`] — JSON bodies validated against the official schemas, query parameters, ids.
 //! * [`error`] — the one error type and its mapping to Losant error bodies.
 //! * [`bootstrap`] — the owner token made on first start.
+//! * [`catalog`] — `GET /nodes`, flowd's list of the node and trigger types it runs.
 //! * [`runs`] — run history (errors, logs, stats) shared by flows and flow versions.
 //! * [`list`], [`hal`], [`documents`], [`workflow`] — pieces shared by several resources.
 
 pub mod auth;
 pub mod bootstrap;
+pub mod catalog;
 pub mod documents;
 pub mod error;
 pub mod hal;
@@ -33,6 +35,7 @@ pub use state::{AppState, Limits};
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .merge(catalog::router())
         .merge(resources::applications::router())
         .merge(resources::application::router())
         .merge(resources::application_api_tokens::router())

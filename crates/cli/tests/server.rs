@@ -17,6 +17,42 @@ async fn health_answers() {
 }
 
 #[tokio::test]
+async fn nodes_lists_what_flowd_runs_with_config_fields() {
+    let server = Server::start().await;
+    let (status, body) = server.call(Method::GET, "/nodes", None, None).await;
+    assert_eq!(status, 200);
+    let nodes = body["nodes"].as_array().expect("nodes");
+    let fields_of = |type_name: &str| -> Vec<String> {
+        nodes
+            .iter()
+            .find(|n| n["type"] == type_name)
+            .unwrap_or_else(|| panic!("{type_name} not listed: {body}"))["configFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        fields_of("MqttMessageNode"),
+        ["integrationId", "topicTemplate", "messageTemplate"]
+    );
+    assert!(fields_of("HttpNode").contains(&"uriTemplate".to_owned()));
+    assert!(fields_of("CSVEncodeNode").contains(&"delimiterTemplate".to_owned()));
+    assert!(fields_of("CryptoVerifyNode").contains(&"signatureTemplate".to_owned()));
+    assert!(!fields_of("Base64EncodeNode").contains(&"stringOutput".to_owned()));
+    // What is listed as runnable is exactly what a saved flow may run; the rest is listed apart.
+    let unsupported = body["unsupportedNodes"].as_array().unwrap();
+    assert!(unsupported.iter().any(|t| t == "GetDeviceNode"), "{body}");
+    assert!(!unsupported.iter().any(|t| t == "MqttMessageNode"));
+    assert!(body["triggers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["type"] == "virtualButton"));
+}
+
+#[tokio::test]
 async fn first_start_creates_an_owner_token_once() {
     let temp = tempfile::tempdir().unwrap();
     let mut server = Server::start_in(temp.path(), None).await;

@@ -24,4 +24,5 @@ pub mod storage;
 pub mod template;
 #[cfg(test)]
 mod testing;
+pub mod triggers;
 pub mod value;

@@ -186,3 +186,35 @@ impl CompiledNodeType {
 
 /// A node type's compile function.
 pub type CompileFn = fn(&NodeSpec<'_>) -> Result<CompiledNodeType, CompileError>;
+
+/// The config field names a node type knows (camelCase, as in flow JSON), read from its serde
+/// config struct: serde hands a struct's field list to `deserialize_struct`, which this probe
+/// records instead of deserializing anything. (A struct with `#[serde(flatten)]` fields is
+/// deserialized as a map and yields nothing here; such nodes list their fields by hand.)
+pub fn config_fields<T: serde::de::DeserializeOwned>() -> Vec<&'static str> {
+    use serde::de::{Error, Visitor};
+    struct Probe<'a>(&'a mut Vec<&'static str>);
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(Self::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0.extend_from_slice(fields);
+            Err(Self::Error::custom("probed"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    let mut fields = Vec::new();
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}

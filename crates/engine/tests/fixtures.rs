@@ -274,7 +274,7 @@ fn every_node_type_has_a_fixture() {
     }
     let missing: Vec<&str> = flowd_engine::nodes::REGISTRY
         .iter()
-        .map(|(name, _)| *name)
+        .map(|t| t.name)
         .filter(|name| !used.contains(*name))
         .collect();
     assert!(

@@ -13,56 +13,85 @@ use crate::error::{CompileError, ErrorName, NodeError};
 use crate::node::{CompileFn, CompiledNodeType, Node, NodeContext, NodeSpec, Outcome};
 use serde_json::Value;
 
-/// Every node type flowd runs: (type string, compile function).
-pub const REGISTRY: &[(&str, CompileFn)] = &[
-    ("ArrayNode", logic::array::compile),
-    ("Base64DecodeNode", logic::base64_decode::compile),
-    ("Base64EncodeNode", logic::base64_encode::compile),
-    ("BranchOnChangeNode", logic::on_change::compile),
-    ("CSVDecodeNode", logic::csv_decode::compile),
-    ("CSVEncodeNode", logic::csv_encode::compile),
-    ("ConditionalNode", logic::conditional::compile),
-    ("CryptoSignNode", logic::crypto_sign::compile),
-    ("CryptoVerifyNode", logic::crypto_verify::compile),
-    ("DateTimeNode", logic::date_time::compile),
-    ("DebugNode", debug::debug::compile),
-    ("DelayNode", logic::delay::compile),
-    ("GenerateIdNode", logic::generate_id::compile),
-    ("GeofenceNode", logic::geofence::compile),
-    ("GetValueNode", data::get_value::compile),
-    ("HashNode", logic::hash::compile),
-    ("HtmlParserNode", logic::html_parser::compile),
-    ("HttpNode", data::http::compile),
-    ("JWTCreateNode", logic::jwt_create::compile),
-    ("JWTDecodeNode", logic::jwt_decode::compile),
-    ("JWTVerifyNode", logic::jwt_verify::compile),
-    ("JsonDecodeNode", logic::json_decode::compile),
-    ("JsonEncodeNode", logic::json_encode::compile),
-    ("LatchNode", logic::latch::compile),
-    ("LoopCapNode", logic::loop_cap::compile),
-    ("LoopNode", logic::loop_node::compile),
-    ("MathNode", logic::math::compile),
-    ("MqttMessageNode", output::mqtt::compile),
-    ("MutateNode", logic::mutate::compile),
-    ("ObjectNode", logic::object::compile),
-    ("RandomNumberNode", logic::random_number::compile),
-    ("RawFunctionNode", logic::function::compile),
-    ("RedisNode", data::redis::compile),
-    ("SqlNode", data::sql::compile),
-    ("StoreValueNode", data::store_value::compile),
-    ("StringNode", logic::string::compile),
-    ("SwitchNode", logic::switch::compile),
-    ("ThrottleNode", logic::throttle::compile),
-    ("ThrowErrorNode", debug::throw_error::compile),
-    ("TimeRangeNode", logic::time_range::compile),
-    ("ValidatePayloadNode", logic::validate_payload::compile),
-    ("WorkflowTriggerNode", output::workflow_trigger::compile),
+/// A node type flowd runs: its type string, how to compile it, and the config fields it knows
+/// (for `GET /nodes`).
+pub struct NodeType {
+    pub name: &'static str,
+    pub compile: CompileFn,
+    pub config_fields: fn() -> Vec<&'static str>,
+}
+
+/// `node!("Type", module)`: the module's `compile`, and its fields from its `Config` struct (or
+/// from its own `config_fields` function, for configs serde cannot list).
+macro_rules! node {
+    ($name:literal, $module:path) => {{
+        use $module as m;
+        NodeType {
+            name: $name,
+            compile: m::compile,
+            config_fields: crate::node::config_fields::<m::Config>,
+        }
+    }};
+    ($name:literal, $module:path, listed) => {{
+        use $module as m;
+        NodeType {
+            name: $name,
+            compile: m::compile,
+            config_fields: m::config_fields,
+        }
+    }};
+}
+
+/// Every node type flowd runs.
+pub const REGISTRY: &[NodeType] = &[
+    node!("ArrayNode", logic::array),
+    node!("Base64DecodeNode", logic::base64_decode),
+    node!("Base64EncodeNode", logic::base64_encode, listed),
+    node!("BranchOnChangeNode", logic::on_change),
+    node!("CSVDecodeNode", logic::csv_decode, listed),
+    node!("CSVEncodeNode", logic::csv_encode, listed),
+    node!("ConditionalNode", logic::conditional),
+    node!("CryptoSignNode", logic::crypto_sign),
+    node!("CryptoVerifyNode", logic::crypto_verify, listed),
+    node!("DateTimeNode", logic::date_time),
+    node!("DebugNode", debug::debug),
+    node!("DelayNode", logic::delay),
+    node!("GenerateIdNode", logic::generate_id),
+    node!("GeofenceNode", logic::geofence),
+    node!("GetValueNode", data::get_value),
+    node!("HashNode", logic::hash),
+    node!("HtmlParserNode", logic::html_parser),
+    node!("HttpNode", data::http),
+    node!("JWTCreateNode", logic::jwt_create),
+    node!("JWTDecodeNode", logic::jwt_decode),
+    node!("JWTVerifyNode", logic::jwt_verify),
+    node!("JsonDecodeNode", logic::json_decode),
+    node!("JsonEncodeNode", logic::json_encode),
+    node!("LatchNode", logic::latch),
+    node!("LoopCapNode", logic::loop_cap),
+    node!("LoopNode", logic::loop_node),
+    node!("MathNode", logic::math),
+    node!("MqttMessageNode", output::mqtt),
+    node!("MutateNode", logic::mutate),
+    node!("ObjectNode", logic::object),
+    node!("RandomNumberNode", logic::random_number),
+    node!("RawFunctionNode", logic::function),
+    node!("RedisNode", data::redis),
+    node!("SqlNode", data::sql),
+    node!("StoreValueNode", data::store_value),
+    node!("StringNode", logic::string),
+    node!("SwitchNode", logic::switch),
+    node!("ThrottleNode", logic::throttle),
+    node!("ThrowErrorNode", debug::throw_error),
+    node!("TimeRangeNode", logic::time_range),
+    node!("ValidatePayloadNode", logic::validate_payload),
+    node!("WorkflowTriggerNode", output::workflow_trigger),
 ];
 
 /// Compiles a node of any type.
 pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
-    match REGISTRY.iter().find(|(name, _)| *name == spec.type_name) {
-        Some((_, compile)) => compile(spec),
+    match REGISTRY.iter().find(|t| t.name == spec.type_name) {
+        Some(node_type) => (node_type.compile)(spec),
         None if flowd_model::catalogue::is_known_node_type(spec.type_name) => {
             // A node's port count is unknown here; allow what the document wires.
             Ok(CompiledNodeType::new(
@@ -78,7 +107,7 @@ pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
 
 /// Whether flowd can run a node type.
 pub fn is_supported(type_name: &str) -> bool {
-    REGISTRY.iter().any(|(name, _)| *name == type_name)
+    REGISTRY.iter().any(|t| t.name == type_name)
 }
 
 /// A node type flowd cannot run yet.
@@ -238,6 +267,40 @@ impl ErrorBehavior {
                 );
                 Ok(())
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::REGISTRY;
+
+    #[test]
+    fn every_node_type_lists_its_config_fields() {
+        for node_type in REGISTRY {
+            let fields = (node_type.config_fields)();
+            assert!(
+                !fields.is_empty(),
+                "{} lists no config fields",
+                node_type.name
+            );
+            for field in &fields {
+                assert!(
+                    field.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                        && field.chars().all(|c| c.is_ascii_alphanumeric()),
+                    "{}: \"{field}\" is not a camelCase flow JSON field",
+                    node_type.name
+                );
+            }
+            let mut unique = fields.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(
+                unique.len(),
+                fields.len(),
+                "{} lists a field twice",
+                node_type.name
+            );
         }
     }
 }

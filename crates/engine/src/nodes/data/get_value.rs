@@ -13,7 +13,7 @@ use serde_json::Value;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     key_name: Option<String>,
     value_path: String,
     default_value: Option<Value>,

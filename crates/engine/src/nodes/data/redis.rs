@@ -323,7 +323,7 @@ fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     is_cluster: Option<Value>,
     tls_on: Option<Value>,
     #[serde(default, deserialize_with = "text")]

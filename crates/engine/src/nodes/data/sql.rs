@@ -265,7 +265,7 @@ fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     #[serde(default, deserialize_with = "text")]
     credential_name_template: Option<String>,
     #[serde(default, deserialize_with = "text")]

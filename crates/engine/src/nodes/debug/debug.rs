@@ -22,7 +22,7 @@ use serde_json::Value;
 const LEVELS: [&str; 4] = ["verbose", "info", "warn", "error"];
 
 #[derive(Deserialize)]
-struct Config {
+pub(crate) struct Config {
     message: Option<String>,
     property: Option<String>,
     level: Option<String>,

@@ -85,7 +85,7 @@ pub const MAX_GAP: usize = 10_000;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     source_array_path: Option<String>,
     dest_array_path: Option<String>,
     rules: Option<Vec<RuleConfig>>,

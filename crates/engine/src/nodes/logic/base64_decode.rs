@@ -27,6 +27,9 @@ pub struct Base64Decode {
     string_output: bool,
 }
 
+/// Shares the Base64 Encode node's config (same fields, `stringOutput` used only here).
+pub(crate) use crate::nodes::logic::base64_encode::Config;
+
 pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
     let (config, source, destination, older) = compile_io(spec)?;
     Ok(CompiledNodeType::new(

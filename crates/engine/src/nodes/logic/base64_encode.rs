@@ -97,6 +97,13 @@ pub struct Base64Encode {
     destination: PayloadPath,
 }
 
+/// The fields this node knows (`stringOutput` belongs to the decode node).
+pub(crate) fn config_fields() -> Vec<&'static str> {
+    let mut fields = crate::node::config_fields::<Config>();
+    fields.retain(|f| *f != "stringOutput");
+    fields
+}
+
 pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
     let (_, source, destination, _) = compile_io(spec)?;
     Ok(CompiledNodeType::new(

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 #[derive(Deserialize)]
-struct Config {
+pub(crate) struct Config {
     expression: Option<String>,
 }
 

@@ -47,6 +47,9 @@ pub struct CryptoSign {
     result: PayloadPath,
 }
 
+/// Sign's config is the fields it shares with Verify.
+pub(crate) type Config = CommonConfig;
+
 pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
     let config: CommonConfig = spec.config()?;
     let common = Common::compile(spec, &config, "private key")?;

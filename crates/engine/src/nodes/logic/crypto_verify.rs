@@ -37,7 +37,7 @@ use serde_json::{json, Value};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     #[serde(flatten)]
     common: CommonConfig,
     signature_template: Option<String>,
@@ -47,6 +47,13 @@ pub struct CryptoVerify {
     common: Common,
     signature: Template,
     result: Option<PayloadPath>,
+}
+
+/// The shared key and data fields, and the signature.
+pub(crate) fn config_fields() -> Vec<&'static str> {
+    let mut fields = crate::node::config_fields::<CommonConfig>();
+    fields.push("signatureTemplate");
+    fields
 }
 
 pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {

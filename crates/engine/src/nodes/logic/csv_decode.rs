@@ -38,7 +38,7 @@ use serde_json::{json, Map, Value};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     source: Option<String>,
     destination: Option<String>,
     #[serde(flatten)]
@@ -277,6 +277,13 @@ pub(crate) fn required_path(
         Some(text) if !text.trim().is_empty() => path(spec, field, text),
         _ => Err(spec.error(format!("{field} is required"))),
     }
+}
+
+/// The fields this node knows (the format fields are flattened into `Config`).
+pub(crate) fn config_fields() -> Vec<&'static str> {
+    let mut fields = vec!["source", "destination", "stripBom"];
+    fields.extend(crate::node::config_fields::<FormatConfig>());
+    fields
 }
 
 pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {

@@ -52,7 +52,7 @@ pub const MAX_HEADER_TEMPLATES: usize = 10;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     source: Option<String>,
     destination: Option<String>,
     #[serde(flatten)]
@@ -124,6 +124,18 @@ fn compile_headers(spec: &NodeSpec<'_>, config: &Config) -> Result<Headers, Comp
             "headerTemplateType must be objectKeys, stringTemplates or payloadPath, not \"{other}\""
         ))),
     }
+}
+
+/// The fields this node knows (the format fields are flattened into `Config`).
+pub(crate) fn config_fields() -> Vec<&'static str> {
+    let mut fields = vec![
+        "source",
+        "destination",
+        "headerTemplateType",
+        "headerTemplate",
+    ];
+    fields.extend(crate::node::config_fields::<FormatConfig>());
+    fields
 }
 
 pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {

@@ -66,7 +66,7 @@ use serde_json::{json, Value};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     operation: Option<String>,
     source_path: Option<String>,
     source_format_string: Option<String>,

@@ -29,7 +29,7 @@ pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(59);
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     delay: Option<Value>,
     duration_template: Option<Value>,
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     #[serde(default)]
     script: String,
     scope_path: Option<String>,

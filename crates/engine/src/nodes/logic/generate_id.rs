@@ -41,7 +41,7 @@ const NANOID_ALPHABET: &[u8; 64] =
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     id_type_template: Option<String>,
     namespace_template: Option<String>,
     value_template: Option<String>,

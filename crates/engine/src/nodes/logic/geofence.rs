@@ -40,7 +40,7 @@ use serde_json::Value;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     check_type: Option<String>,
     gps_check: Option<String>,
     gps_center: Option<String>,

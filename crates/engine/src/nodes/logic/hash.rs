@@ -35,7 +35,7 @@ use serde_json::Value;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     data_template: Option<String>,
     algorithm_template: Option<String>,
     secret_template: Option<String>,

@@ -35,7 +35,7 @@ use serde_json::{json, Map, Value};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     document_path: Option<String>,
     selector_template: Option<String>,
     result_format_template: Option<String>,

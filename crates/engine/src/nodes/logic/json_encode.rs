@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 #[derive(Deserialize)]
-struct Config {
+pub(crate) struct Config {
     source: String,
     destination: String,
 }

@@ -46,7 +46,7 @@ use serde_json::{json, Map, Value};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     credential_name_template: Option<String>,
     secret_template: Option<String>,
     algorithm_template: Option<String>,

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     token_template: Option<String>,
     complete: Option<bool>,
     destination_path: Option<String>,

@@ -37,7 +37,7 @@ use serde_json::{json, Value};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     credential_name_template: Option<String>,
     secret_template: Option<String>,
     issuer_template: Option<String>,

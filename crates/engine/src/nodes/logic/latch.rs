@@ -18,7 +18,7 @@ use serde_json::Value;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     latch_expression: Option<String>,
     reset_expression: Option<String>,
     latch_id_template: Option<String>,

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     loop_node_id: String,
     #[serde(default)]
     should_break: bool,

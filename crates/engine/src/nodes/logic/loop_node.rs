@@ -26,7 +26,7 @@ pub const MAX_ITEMS: usize = 262_144;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     loop_source_path: String,
     current_item_path: String,
     #[serde(default)]

@@ -27,7 +27,7 @@ use serde_json::Value;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     statements: Option<Vec<StatementConfig>>,
 }
 

@@ -42,7 +42,7 @@ pub const MAX_RULES: usize = 100;
 pub const MAX_VALUE_TEMPLATE_CHARS: usize = 32_768;
 
 #[derive(Deserialize)]
-struct Config {
+pub(crate) struct Config {
     rules: Option<Vec<RuleConfig>>,
 }
 

@@ -46,7 +46,7 @@ pub const MAX_OPERATIONS: usize = 10;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     source_path: Option<String>,
     dest_path: Option<String>,
     operations: Vec<OperationConfig>,

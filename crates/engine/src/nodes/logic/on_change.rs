@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     value_path: String,
     change_type: Option<String>,
     change_threshold: Option<Value>,

@@ -30,7 +30,7 @@ const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     min: Option<Value>,
     max: Option<Value>,
     result_path: Option<String>,

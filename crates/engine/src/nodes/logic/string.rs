@@ -55,7 +55,7 @@ const DEFAULT_TRUNCATE: usize = 30;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     source_data: Option<String>,
     method: Option<String>,
     method_args: Option<Vec<Value>>,

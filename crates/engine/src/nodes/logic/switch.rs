@@ -19,7 +19,7 @@ use serde_json::Value;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     switch_template: Option<String>,
     cases: Vec<CaseConfig>,
 }

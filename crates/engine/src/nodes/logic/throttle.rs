@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     rate_per_minute: Value,
     throttle_id_template: Option<String>,
     time_since_path: Option<String>,

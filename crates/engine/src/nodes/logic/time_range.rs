@@ -40,7 +40,7 @@ const DAY_MS: u32 = 86_400_000;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     start_time_template: Option<String>,
     end_time_template: Option<String>,
     time_zone_template: Option<String>,

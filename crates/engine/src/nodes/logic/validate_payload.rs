@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     schema_type: Option<String>,
     schema: Option<Value>,
     to_validate_path: Option<String>,

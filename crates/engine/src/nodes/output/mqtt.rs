@@ -24,7 +24,7 @@ use serde_json::Value;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     integration_id: Option<String>,
     topic_template: Option<String>,
     message_template: Option<String>,

@@ -22,7 +22,7 @@ pub const MAX_CHAIN: u32 = 32;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Config {
+pub(crate) struct Config {
     behavior: Option<String>,
     trigger_workflow_id: Option<String>,
     flow_version_template: Option<String>,
