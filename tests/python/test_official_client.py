@@ -766,3 +766,63 @@ def test_mqtt_integration_lifecycle(owner, app):
     )
     assert ok(owner.integration.delete, applicationId=app["id"], integrationId=created["id"]) == {"success": True}
     fails(owner.integration.get, 404, "NotFound", applicationId=app["id"], integrationId=created["id"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Webhooks
+# ---------------------------------------------------------------------------------------------
+
+
+def test_webhook_lifecycle(owner, app):
+    ids = {"applicationId": app["id"]}
+    created = ok(owner.webhooks.post, 201, webhook={"name": unique("hook")}, **ids)
+    assert HEX24.match(created["id"]) and created["webhookId"] == created["id"]
+    assert created["applicationId"] == app["id"]
+    # Server-set: a URL-safe token naming the public URL, and Losant's defaults.
+    token = created["token"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", token), token
+    assert created["responseCode"] == 200
+    assert created["verificationType"] == "none"
+    assert created["waitForReply"] is False
+    assert created["enabled"] is True
+    ids["webhookId"] = created["id"]
+
+    secured = ok(
+        owner.webhooks.post,
+        201,
+        applicationId=app["id"],
+        webhook={
+            "name": unique("secured"),
+            "waitForReply": True,
+            "basicAuthUsername": "user",
+            "basicAuthPassword": "pass",
+        },
+    )
+    assert secured["token"] != token
+
+    listed = ok(owner.webhooks.get, applicationId=app["id"], sortField="creationDate", sortDirection="desc")
+    assert [item["id"] for item in listed["items"]] == [secured["id"], created["id"]]
+    assert listed["totalCount"] == 2
+    filtered = ok(owner.webhooks.get, applicationId=app["id"], filterField="name", filter="secured*")
+    assert [item["id"] for item in filtered["items"]] == [secured["id"]]
+
+    fetched = ok(owner.webhook.get, **ids)
+    assert fetched["token"] == token
+    patched = ok(owner.webhook.patch, webhook={"enabled": False, "responseCode": 202}, **ids)
+    assert patched["enabled"] is False and patched["responseCode"] == 202
+    assert patched["token"] == token, "a webhook's URL never changes"
+
+    # What flowd cannot honour yet is refused, naming the field.
+    for body, field in [
+        ({"verificationType": "twilio"}, "verificationType"),
+        ({"isWebsocket": True}, "isWebsocket"),
+        ({"basicAuthUsername": "only-a-user"}, "basicAuthPassword"),
+    ]:
+        error = fails(owner.webhook.patch, 400, "Validation", webhook=body, **ids)
+        assert field in error["message"], error
+    error = fails(owner.webhooks.post, 400, "Validation", applicationId=app["id"], webhook={"name": "x", "isWebsocket": True})
+    assert "isWebsocket" in error["message"], error
+
+    assert ok(owner.webhook.delete, **ids) == {"success": True}
+    fails(owner.webhook.get, 404, "NotFound", **ids)
+    fails(owner.webhook.delete, 404, "NotFound", **ids)

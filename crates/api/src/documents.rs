@@ -110,6 +110,12 @@ pub mod href {
     pub fn integration(app: &str, integration: &str) -> String {
         format!("/applications/{app}/integrations/{integration}")
     }
+    pub fn webhooks(app: &str) -> String {
+        format!("/applications/{app}/webhooks")
+    }
+    pub fn webhook(app: &str, webhook: &str) -> String {
+        format!("/applications/{app}/webhooks/{webhook}")
+    }
 }
 
 #[cfg(test)]

@@ -72,7 +72,7 @@ impl From<flowd_engine::engine::PressError> for ApiError {
         match e {
             PressError::Invalid(message) => ApiError::Validation(message),
             PressError::NotFound => ApiError::not_found("Flow"),
-            PressError::Busy => ApiError::RateLimit(e.to_string()),
+            PressError::Busy | PressError::RateLimited(_) => ApiError::RateLimit(e.to_string()),
             PressError::Internal(message) => ApiError::Internal(message),
         }
     }

@@ -47,6 +47,8 @@ pub fn app(state: AppState) -> Router {
         .merge(resources::flow_version::router())
         .merge(resources::integrations::router())
         .merge(resources::integration::router())
+        .merge(resources::webhooks::router())
+        .merge(resources::webhook::router())
         .fallback(|| async { ApiError::NotFound("No such route".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::NotFound("This route does not take that method".into())

@@ -104,8 +104,9 @@ impl Params {
     pub fn bool(&self, name: &str, default: bool) -> ApiResult<bool> {
         match self.get(name) {
             None => Ok(default),
-            Some("true" | "1") => Ok(true),
-            Some("false" | "0") => Ok(false),
+            // Python's client sends its booleans as `True`/`False`.
+            Some("true" | "True" | "1") => Ok(true),
+            Some("false" | "False" | "0") => Ok(false),
             Some(other) => Err(ApiError::validation(format!(
                 "{name} must be true or false, not \"{other}\""
             ))),

@@ -81,8 +81,8 @@ mod tests {
     async fn keys_are_generated_only_when_missing() {
         let (engine, _dir) = engine().await;
         let mut doc = json!({"triggers": [
-            {"type": "virtualButton"}, {"type": "virtualButton", "key": "mine"}, {"type": "timer"},
-            {"type": "webhook"}
+            {"type": "virtualButton"}, {"type": "virtualButton", "key": "mine"},
+            {"type": "timer", "config": {"seconds": 60}}, {"type": "webhook"}
         ]})
         .as_object()
         .cloned()

@@ -27,6 +27,7 @@ pub struct FileSettings {
     pub delay_max_secs: Option<u64>,
     pub log_ring: Option<usize>,
     pub retention_days: Option<u64>,
+    pub trigger_rate_limit: Option<String>,
     pub function_workers: Option<usize>,
     pub function_time_limit_ms: Option<u64>,
     pub function_memory_mb: Option<usize>,
@@ -120,7 +121,14 @@ impl Settings {
             Some(secs) => std::time::Duration::from_secs(secs),
             None => engine_defaults.limits.run_time,
         };
+        let trigger_rate_limit = file
+            .trigger_rate_limit
+            .as_deref()
+            .map(flowd_engine::rate_limit::RateLimit::parse)
+            .transpose()
+            .map_err(|e| ConfigError::Invalid(format!("trigger-rate-limit: {e}")))?;
         let engine = flowd_engine::engine::EngineConfig {
+            trigger_rate_limit,
             queue_capacity: file
                 .queue_capacity
                 .unwrap_or(engine_defaults.queue_capacity)

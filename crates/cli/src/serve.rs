@@ -114,7 +114,10 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "listening on {address}");
 
     let engine = flowd_engine::engine::Engine::start(store.clone(), settings.engine);
+    // Triggers first, so that integrations' first connect events find them.
+    engine.arm_all().await?;
     engine.connect_integrations().await?;
+    flowd_engine::triggers::webhook::load(&*store, engine.webhooks()).await?;
     let (shutdown_sender, shutting_down) = tokio::sync::watch::channel(false);
     let state = AppState {
         store: store.clone(),

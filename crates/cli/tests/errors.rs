@@ -411,7 +411,7 @@ struct Row {
     /// The action's own scope, as in Losant's docs (`flow.getStorageEntries`).
     action: &'static str,
     method: Method,
-    /// `{app}`, `{flow}`, `{version}`, `{token}` and `{integration}` are filled in.
+    /// `{app}`, `{flow}`, `{version}`, `{token}`, `{integration}` and `{webhook}` are filled in.
     path: &'static str,
     body: Option<Value>,
     status: u16,
@@ -888,6 +888,61 @@ fn action_table() -> Vec<Row> {
             "integration.patch",
             Target,
         ),
+        row(
+            "webhooks.get",
+            M::GET,
+            "/applications/{app}/webhooks",
+            None,
+            200,
+            S::Webhooks,
+            true,
+            "integrations.get",
+            Nothing,
+        ),
+        row(
+            "webhooks.post",
+            M::POST,
+            "/applications/{app}/webhooks",
+            Some(json!({"name": "made"})),
+            201,
+            S::Webhook,
+            false,
+            "webhook.patch",
+            Nothing,
+        ),
+        row(
+            "webhook.get",
+            M::GET,
+            "/applications/{app}/webhooks/{webhook}",
+            None,
+            200,
+            S::Webhook,
+            true,
+            "webhooks.get",
+            Nothing,
+        ),
+        row(
+            "webhook.patch",
+            M::PATCH,
+            "/applications/{app}/webhooks/{webhook}",
+            Some(json!({"name": "renamed"})),
+            200,
+            S::Webhook,
+            false,
+            "webhook.get",
+            Nothing,
+        ),
+        row(
+            "webhook.delete",
+            M::DELETE,
+            "/applications/{app}/webhooks/{webhook}",
+            None,
+            200,
+            S::Success,
+            false,
+            "webhook.patch",
+            Target,
+        ),
         Row {
             streams: true,
             ..row(
@@ -912,6 +967,7 @@ struct Target {
     version: String,
     token: String,
     integration: String,
+    webhook: String,
 }
 
 /// An MQTT integration body (the local Mosquitto).
@@ -942,12 +998,22 @@ impl Target {
                 SchemaName::Integration,
             )
             .await;
+        let webhook = api
+            .ok(
+                Method::POST,
+                &format!("/applications/{app}/webhooks"),
+                Some(&json!({"name": "target"})),
+                201,
+                SchemaName::Webhook,
+            )
+            .await;
         Target {
             app: app.to_owned(),
             flow,
             version: id_of(&version),
             token: id_of(&token),
             integration: id_of(&integration),
+            webhook: id_of(&webhook),
         }
     }
 
@@ -958,6 +1024,7 @@ impl Target {
             .replace("{version}", &self.version)
             .replace("{token}", &self.token)
             .replace("{integration}", &self.integration)
+            .replace("{webhook}", &self.webhook)
     }
 }
 
@@ -1180,6 +1247,16 @@ async fn unknown_and_malformed_ids_are_404(api: &Api) {
     );
     let (_, token) = api.create_token(&app, &["flow.get"]).await;
     let token = id_of(&token);
+    let webhook = id_of(
+        &api.ok(
+            Method::POST,
+            &format!("/applications/{app}/webhooks"),
+            Some(&json!({"name": "w"})),
+            201,
+            SchemaName::Webhook,
+        )
+        .await,
+    );
 
     let bad_ids = [
         "zzzzzzzzzzzzzzzzzzzzzzzz",  // 24, not hex
@@ -1346,6 +1423,36 @@ async fn unknown_and_malformed_ids_are_404(api: &Api) {
                 None,
                 "Integration",
             ),
+            (
+                Method::GET,
+                format!("/applications/{bad}/webhooks"),
+                None,
+                "Application",
+            ),
+            (
+                Method::POST,
+                format!("/applications/{bad}/webhooks"),
+                Some(json!({"name": "x"})),
+                "Application",
+            ),
+            (
+                Method::GET,
+                format!("/applications/{app}/webhooks/{bad}"),
+                None,
+                "Webhook",
+            ),
+            (
+                Method::PATCH,
+                format!("/applications/{app}/webhooks/{bad}"),
+                Some(json!({"name": "x"})),
+                "Webhook",
+            ),
+            (
+                Method::DELETE,
+                format!("/applications/{app}/webhooks/{bad}"),
+                None,
+                "Webhook",
+            ),
             // A version is addressed by id or name: anything unknown is simply not there.
             (
                 Method::GET,
@@ -1506,6 +1613,24 @@ async fn unknown_and_malformed_ids_are_404(api: &Api) {
             None,
             "Flow version",
         ),
+        (
+            Method::GET,
+            format!("/applications/{app_b}/webhooks/{webhook}"),
+            None,
+            "Webhook",
+        ),
+        (
+            Method::PATCH,
+            format!("/applications/{app_b}/webhooks/{webhook}"),
+            Some(json!({"name": "stolen"})),
+            "Webhook",
+        ),
+        (
+            Method::DELETE,
+            format!("/applications/{app_b}/webhooks/{webhook}"),
+            None,
+            "Webhook",
+        ),
     ];
     for (method, path, body, needle) in crossed {
         let got = api.owner(method.clone(), &path, body.as_ref()).await;
@@ -1538,6 +1663,16 @@ async fn unknown_and_malformed_ids_are_404(api: &Api) {
         SchemaName::ApiToken,
     )
     .await;
+    let kept = api
+        .ok(
+            Method::GET,
+            &format!("/applications/{app}/webhooks/{webhook}"),
+            None,
+            200,
+            SchemaName::Webhook,
+        )
+        .await;
+    assert_eq!(kept["name"], "w");
 
     // Unknown version names, and names that are too long to be one.
     for name in ["nope", "V1", &"v".repeat(256)] {
@@ -1613,6 +1748,17 @@ async fn bad_bodies_are_400_naming_the_field(api: &Api) {
         )
         .await;
     let integration_path = format!("{integrations}/{}", id_of(&integration));
+    let webhooks = format!("{app_path}/webhooks");
+    let webhook = api
+        .ok(
+            Method::POST,
+            &webhooks,
+            Some(&json!({"name": "bodies"})),
+            201,
+            SchemaName::Webhook,
+        )
+        .await;
+    let webhook_path = format!("{webhooks}/{}", id_of(&webhook));
 
     // Bodies that are not a JSON object, on every route that takes one.
     let body_routes: Vec<(Method, &str)> = vec![
@@ -1629,6 +1775,8 @@ async fn bad_bodies_are_400_naming_the_field(api: &Api) {
         (Method::POST, &bulk),
         (Method::POST, &integrations),
         (Method::PATCH, &integration_path),
+        (Method::POST, &webhooks),
+        (Method::PATCH, &webhook_path),
     ];
     for (method, path) in &body_routes {
         let label = |what: &str| format!("{what} to {method} {path}");
@@ -1787,6 +1935,31 @@ async fn bad_bodies_are_400_naming_the_field(api: &Api) {
             &integration_path,
             json!({"mqttConfig": {"host": "h", "port": 1, "protocol": "mqtt", "bogus": 1}}),
             "bogus",
+        ),
+        (
+            Method::POST,
+            &webhooks,
+            json!({"name": "w", "bogus": 1}),
+            "bogus",
+        ),
+        // The server's fields are not the client's to set.
+        (
+            Method::POST,
+            &webhooks,
+            json!({"name": "w", "token": "mine"}),
+            "token",
+        ),
+        (
+            Method::PATCH,
+            &webhook_path,
+            json!({"token": "mine"}),
+            "token",
+        ),
+        (
+            Method::PATCH,
+            &webhook_path,
+            json!({"webhookId": UNKNOWN_ID}),
+            "webhookId",
         ),
     ];
     for (method, path, body, needle) in unknown_fields {
@@ -2036,6 +2209,88 @@ async fn bad_bodies_are_400_naming_the_field(api: &Api) {
             &bulk,
             json!({"query": {"version": {"$regex": "v"}}}),
             "query",
+        ),
+        (Method::POST, &webhooks, json!({}), "name"),
+        (Method::POST, &webhooks, json!({"name": ""}), "name"),
+        (Method::POST, &webhooks, json!({"name": long(256)}), "name"),
+        (
+            Method::POST,
+            &webhooks,
+            json!({"name": "w", "responseCode": 600}),
+            "responseCode",
+        ),
+        (
+            Method::POST,
+            &webhooks,
+            json!({"name": "w", "responseCode": "200"}),
+            "responseCode",
+        ),
+        (
+            Method::POST,
+            &webhooks,
+            json!({"name": "w", "verificationType": "bogus"}),
+            "verificationType",
+        ),
+        (
+            Method::POST,
+            &webhooks,
+            json!({"name": "w", "castBuffersAs": "latin1"}),
+            "castBuffersAs",
+        ),
+        (
+            Method::PATCH,
+            &webhook_path,
+            json!({"waitForReply": "yes"}),
+            "waitForReply",
+        ),
+        (
+            Method::PATCH,
+            &webhook_path,
+            json!({"basicAuthPassword": long(256)}),
+            "basicAuthPassword",
+        ),
+        // Allowed by the schema, not honoured by flowd yet: refused rather than ignored.
+        (
+            Method::POST,
+            &webhooks,
+            json!({"name": "w", "verificationType": "facebook", "verificationCode": "c"}),
+            "verificationType",
+        ),
+        (
+            Method::PATCH,
+            &webhook_path,
+            json!({"verificationType": "alexa"}),
+            "verificationType",
+        ),
+        (
+            Method::POST,
+            &webhooks,
+            json!({"name": "w", "isWebsocket": true}),
+            "isWebsocket",
+        ),
+        (
+            Method::PATCH,
+            &webhook_path,
+            json!({"isWebsocket": true}),
+            "isWebsocket",
+        ),
+        (
+            Method::POST,
+            &webhooks,
+            json!({"name": "w", "responseCode": 101}),
+            "responseCode",
+        ),
+        (
+            Method::POST,
+            &webhooks,
+            json!({"name": "w", "basicAuthUsername": "u"}),
+            "basicAuthPassword",
+        ),
+        (
+            Method::PATCH,
+            &webhook_path,
+            json!({"basicAuthPassword": "p"}),
+            "basicAuthUsername",
         ),
     ];
     for (method, path, body, needle) in wrong {

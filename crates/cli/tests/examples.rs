@@ -194,11 +194,29 @@ async fn failing_on_purpose_records_each_error() {
             .await;
         assert_eq!(status, 200);
     }
-    let logs = logs_after(&server, &flow_path, 3).await;
+    // Three failed runs, and the three Workflow Error runs they started in the same flow.
+    let logs = logs_after(&server, &flow_path, 6).await;
+    let failed = logs
+        .iter()
+        .filter(|e| e["pathsFailed"].as_u64() >= Some(1))
+        .count();
+    assert_eq!(failed, 3, "{logs:?}");
+    // The Workflow Error runs stored the last error and counted all three.
+    let storage = server
+        .ok(
+            Method::GET,
+            &format!("{flow_path}/storage"),
+            None,
+            200,
+            SchemaName::FlowStorageEntries,
+        )
+        .await;
+    assert_eq!(storage["errorCount"], 3, "{storage}");
     assert!(
-        logs.iter().all(|e| e["pathsFailed"].as_u64() >= Some(1)),
-        "{logs:?}"
+        storage["lastError"]["error"]["name"].is_string(),
+        "{storage}"
     );
+    assert!(storage["lastError"]["nodeId"].is_string(), "{storage}");
     let errors = server
         .ok(
             Method::GET,
@@ -286,4 +304,52 @@ async fn loop_switch_array_through_the_api_and_flowd_run() {
         (Some(1), Some(0)),
         "{logs:?}"
     );
+}
+
+#[tokio::test]
+async fn timer_rollup_saves_and_runs_each_branch() {
+    let (path, doc) = example("02-timer-rollup.json");
+    // Both timers (an interval and a 6-field weekday cron in New York time) compile when saved.
+    let server = Server::start().await;
+    let app = server.create_application("examples").await;
+    let flow = server.create_flow(&app, &post_body(&doc)).await;
+    assert_eq!(flow["triggers"][1]["config"]["cron"], "0 0 6 * * 1,2,3,4,5");
+
+    let hourly = button_key(&doc, "Every hour");
+    let run = |storage: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_flowd"))
+            .arg("run")
+            .arg(&path)
+            .args(["--trigger", &hourly])
+            .arg("--storage")
+            .arg(storage)
+            .output()
+            .unwrap()
+    };
+    // No counter yet: the JSON default 0 takes the "no alerts" branch.
+    let storage = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(storage.path(), "{}").unwrap();
+    let out = run(storage.path());
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{printed}");
+    assert!(
+        printed.contains(&format!("no alerts (trigger {hourly} / timer)")),
+        "{printed}"
+    );
+    // Four alerts: kept outside New York business hours, rolled up (and cleared) inside them.
+    std::fs::write(storage.path(), r#"{"alertCount-tank-7": 4}"#).unwrap();
+    let out = run(storage.path());
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{printed}");
+    let kept: Value =
+        serde_json::from_str(&std::fs::read_to_string(storage.path()).unwrap()).unwrap();
+    if printed.contains("outside business hours, keeping 4") {
+        assert_eq!(kept["alertCount-tank-7"], 4, "{printed}");
+    } else {
+        assert!(
+            printed.contains("4 alert(s) for tank-7 since last rollup"),
+            "{printed}"
+        );
+        assert!(kept.get("alertCount-tank-7").is_none(), "{kept}");
+    }
 }

@@ -412,3 +412,81 @@ async fn the_mqtt_node_publishes_through_the_integration() {
         .await;
     assert_error(got, 400, "Validation", "no MQTT broker");
 }
+
+#[tokio::test]
+async fn mosquitto_pub_starts_a_run_through_an_integration_trigger() {
+    let server = Server::start().await;
+    let app = server.create_application("listener").await;
+    let prefix = format!("flowd-test/{}", flowd_model::id::new_id());
+    let mut body = broker("plant broker");
+    body["topics"] = json!([format!("{prefix}/+/telemetry")]);
+    let integration = server
+        .ok(
+            Method::POST,
+            &format!("/applications/{app}/integrations"),
+            Some(&body),
+            201,
+            SchemaName::Integration,
+        )
+        .await;
+    let integration_id = integration["id"].as_str().unwrap();
+    // The flow is saved after the integration, as a user would; the trigger arms at once.
+    let flow = server
+        .create_flow(
+            &app,
+            &json!({
+                "name": "telemetry",
+                "triggers": [{"type": "integration", "key": integration_id,
+                              "config": {"message": true, "connect": false, "disconnect": false, "failure": false},
+                              "meta": {"category": "trigger", "name": "mqtt", "label": "MQTT"},
+                              "outputIds": [["keep"]]}],
+                "nodes": [{"id": "keep", "type": "StoreValueNode",
+                           "config": {"keyName": "last", "valueType": "path", "valuePath": "data"},
+                           "outputIds": [[]]}]
+            }),
+        )
+        .await;
+    let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
+    wait_for_status(
+        &server,
+        &format!("/applications/{app}/integrations/{integration_id}"),
+        true,
+    )
+    .await;
+    let topic = format!("{prefix}/pump-7/telemetry");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let stored = loop {
+        let published = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                "1883",
+                "-t",
+                &topic,
+                "-m",
+                r#"{"rpm":1200}"#,
+            ])
+            .status()
+            .expect("mosquitto_pub runs");
+        assert!(published.success());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let storage = server
+            .ok(
+                Method::GET,
+                &format!("{flow_path}/storage"),
+                None,
+                200,
+                SchemaName::FlowStorageEntries,
+            )
+            .await;
+        if storage.get("last").is_some() {
+            break storage["last"].clone();
+        }
+        assert!(Instant::now() < deadline, "no run stored the message");
+    };
+    assert_eq!(
+        stored,
+        json!({"type": "message", "topic": topic, "message": "{\"rpm\":1200}"})
+    );
+}

@@ -671,6 +671,72 @@ async fn a_full_run_queue_answers_429() {
 }
 
 #[tokio::test]
+async fn a_configured_rate_limit_refuses_presses_past_it() {
+    let temp = tempfile::tempdir().unwrap();
+    let config = temp.path().join("flowd.toml");
+    std::fs::write(&config, "trigger-rate-limit = \"3/60\"\n").unwrap();
+    let data = temp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let server = Server::start_with(
+        &data,
+        Some(OWNER_TOKEN),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    let app = server.create_application("limited").await;
+    let body = json!({
+        "name": "two buttons",
+        "triggers": [{"type": "virtualButton", "key": "a", "outputIds": [[]]},
+                     {"type": "virtualButton", "key": "b", "outputIds": [[]]}]
+    });
+    let flow = server.create_flow(&app, &body).await;
+    let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
+    for _ in 0..3 {
+        let (status, body) = press(&server, &flow_path, json!({"key": "a"})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_error(
+        press(&server, &flow_path, json!({"key": "a"})).await,
+        429,
+        "RateLimit",
+        "button a",
+    );
+    // Each button has its own count.
+    let (status, _) = press(&server, &flow_path, json!({"key": "b"})).await;
+    assert_eq!(status, 200);
+    wait_for_runs(&server, &flow_path, 4).await;
+
+    // A limit that cannot be read stops the server at start, naming the key.
+    std::fs::write(&config, "trigger-rate-limit = \"lots\"\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flowd"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("trigger-rate-limit"));
+}
+
+#[tokio::test]
+async fn presses_are_not_rate_limited_by_default() {
+    let server = Server::start().await;
+    let app = server.create_application("unlimited").await;
+    let flow = server.create_flow(&app, &button_flow("busy")).await;
+    let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
+    for _ in 0..150 {
+        let (status, body) = press(&server, &flow_path, json!({"key": "btn"})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+#[tokio::test]
 async fn node_configs_are_compiled_when_saved() {
     let server = Server::start().await;
     let app = server.create_application("compile").await;

@@ -16,6 +16,8 @@ pub struct CompiledTrigger {
     pub meta: Value,
     /// Indices of the nodes its port 0 feeds.
     pub targets: Vec<usize>,
+    /// What it needs to fire; `None` for a trigger type flowd keeps but does not fire.
+    pub plan: Option<crate::triggers::TriggerPlan>,
 }
 
 /// A node of a compiled flow.
@@ -196,12 +198,22 @@ pub fn compile(
             .into_iter()
             .next()
             .unwrap_or_default();
+        let config = doc.get("config").cloned().unwrap_or(Value::Null);
+        let meta = doc.get("meta").cloned().unwrap_or(Value::Null);
+        let plan = crate::triggers::compile(&crate::triggers::TriggerSpec {
+            index: i,
+            type_name,
+            key: key.as_deref(),
+            config: &config,
+            meta: &meta,
+        })?;
         triggers.push(CompiledTrigger {
             key,
             type_name: type_name.to_owned(),
-            config: doc.get("config").cloned().unwrap_or(Value::Null),
-            meta: doc.get("meta").cloned().unwrap_or(Value::Null),
+            config,
+            meta,
             targets,
+            plan,
         });
     }
 

@@ -36,6 +36,9 @@ pub struct EngineConfig {
     pub js_workers: usize,
     /// Time, memory and stack caps of one Function node run.
     pub js_limits: crate::js::JsLimits,
+    /// Most firings of one virtual button or one webhook per window; `None` (the default) for
+    /// no limit beyond the run queue's.
+    pub trigger_rate_limit: Option<crate::rate_limit::RateLimit>,
 }
 
 /// How often old run history is deleted.
@@ -55,6 +58,7 @@ impl Default for EngineConfig {
             retention: std::time::Duration::from_secs(30 * 86_400),
             js_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             js_limits: crate::js::JsLimits::default(),
+            trigger_rate_limit: None,
         }
     }
 }
@@ -71,6 +75,9 @@ pub enum PressError {
     /// The run queue is full (a 429).
     #[error("the run queue is full; try again shortly")]
     Busy,
+    /// The trigger fired more often than its rate limit allows (a 429).
+    #[error("{0}")]
+    RateLimited(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -109,30 +116,31 @@ pub struct Press {
 
 /// What a press needs to know of a flow, cached so that a press reads nothing from the store.
 #[derive(Debug, Clone)]
-struct FlowHead {
+pub(crate) struct FlowHead {
     application_id: String,
     enabled: bool,
     default_version: Option<String>,
 }
 
-struct Inner {
-    store: Arc<dyn Store>,
-    services: Arc<Services>,
-    cache: Mutex<HashMap<(String, VersionRef), Arc<CompiledFlow>>>,
-    heads: Mutex<HashMap<String, FlowHead>>,
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) services: Arc<Services>,
+    pub(crate) cache: Mutex<HashMap<(String, VersionRef), Arc<CompiledFlow>>>,
+    pub(crate) heads: Mutex<HashMap<String, FlowHead>>,
     /// Bumped by every invalidation. A cache miss reads the store and inserts what it read only
     /// if no invalidation happened meanwhile; otherwise a PATCH committed between the read and
     /// the insert would leave the old document cached.
-    epoch: std::sync::atomic::AtomicU64,
-    queue: OnceLock<Box<dyn RunQueue>>,
-    accounting: Arc<Accounting>,
-    debug: Arc<DebugHub>,
+    pub(crate) epoch: std::sync::atomic::AtomicU64,
+    pub(crate) queue: OnceLock<Box<dyn RunQueue>>,
+    pub(crate) accounting: Arc<Accounting>,
+    pub(crate) debug: Arc<DebugHub>,
+    pub(crate) rate_limiter: Option<crate::rate_limit::RateLimiter>,
 }
 
 /// The engine. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 fn text<'a>(doc: &'a Value, field: &str) -> &'a str {
@@ -155,18 +163,12 @@ impl Engine {
         let debug = Arc::new(DebugHub::default());
         let mut observers: Vec<Arc<dyn RunObserver>> = vec![accounting.clone(), debug.clone()];
         observers.extend(extra);
-        let services = Arc::new(Services {
-            storage: StorageService::start(store.clone(), config.storage_caps),
-            js: crate::js::JsSandbox::new(config.js_workers, config.js_limits),
+        let services = Arc::new(Services::new(
+            StorageService::start(store.clone(), config.storage_caps),
+            crate::js::JsSandbox::new(config.js_workers, config.js_limits),
             observers,
-            runs: std::sync::OnceLock::new(),
-            schedule: Default::default(),
-            limits: config.limits,
-            http: crate::nodes::data::http::HttpClients::new(),
-            sql: crate::nodes::data::sql::SqlPools::new(),
-            redis: crate::nodes::data::redis::RedisConnections::new(),
-            integrations: crate::integrations::Integrations::new(),
-        });
+            config.limits,
+        ));
         let inner = Arc::new(Inner {
             store,
             services,
@@ -176,6 +178,9 @@ impl Engine {
             queue: OnceLock::new(),
             accounting,
             debug,
+            rate_limiter: config
+                .trigger_rate_limit
+                .map(crate::rate_limit::RateLimiter::new),
         });
         let _ = inner
             .services
@@ -192,6 +197,7 @@ impl Engine {
         });
         let queue = InProcessQueue::start(config.queue_capacity, config.workers, handler);
         let _ = inner.queue.set(Box::new(queue));
+        crate::arming::connect(&inner);
         let store = inner.store.clone();
         let retention = config.retention;
         tokio::spawn(async move {
@@ -214,6 +220,11 @@ impl Engine {
     /// The live integrations; the API reports changes to them here.
     pub fn integrations(&self) -> &crate::integrations::Integrations {
         &self.inner.services.integrations
+    }
+
+    /// The webhooks by token; the API reports changes to them here.
+    pub fn webhooks(&self) -> &crate::triggers::webhook::Webhooks {
+        &self.inner.services.webhooks
     }
 
     /// Connects every stored integration; called once at start, before requests are served.
@@ -291,10 +302,12 @@ impl Engine {
             .retain(|_, head| head.application_id != application_id);
     }
 
-    /// A flow was deleted: drop its compiled versions, storage memory and debug output.
+    /// A flow was deleted: drop its compiled versions, armed triggers, storage memory and debug
+    /// output.
     pub fn flow_deleted(&self, flow_id: &str) {
         self.bump_epoch();
         self.invalidate_flow(flow_id);
+        self.inner.services.triggers.disarm(flow_id);
         self.inner.services.storage.forget(flow_id);
         self.inner.debug.forget(flow_id);
     }
@@ -484,7 +497,12 @@ impl Engine {
                 compiled.identity.version_name, press.key
             )));
         };
+        let trigger_index = trigger;
         let trigger = &compiled.triggers[trigger];
+        self.allow_firing(&format!(
+            "button {} of workflow {flow_id}",
+            trigger.key.as_deref().unwrap_or(&press.key)
+        ))?;
         let data = match press.payload {
             Some(data) => data,
             None => default_button_payload(&trigger.meta),
@@ -497,6 +515,7 @@ impl Engine {
             version,
             trigger_type: trigger.type_name.clone(),
             trigger_key: trigger.key.clone().unwrap_or_else(|| press.key.clone()),
+            trigger_index: Some(trigger_index),
             data,
             relay_id: press.relay_id,
             relay_type: press.relay_type,
@@ -511,6 +530,18 @@ impl Engine {
             .ok_or_else(|| PressError::Internal("the run queue is not running".into()))?;
         queue.try_submit(job).map_err(|_| PressError::Busy)?;
         Ok(run_id)
+    }
+
+    /// Counts a firing of a rate-limited trigger (a virtual button, a webhook) named `what`;
+    /// refused past the configured limit.
+    pub fn allow_firing(&self, what: &str) -> Result<(), PressError> {
+        match &self.inner.rate_limiter {
+            Some(limiter) if !limiter.allow(what) => Err(PressError::RateLimited(format!(
+                "The {what} fired more than {} times; try again later",
+                limiter.limit()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// A worker's handling of one job.
@@ -529,7 +560,15 @@ impl Engine {
                 return;
             }
         };
-        let Some(trigger) = compiled.trigger(&job.trigger_type, &job.trigger_key) else {
+        let hinted = job.trigger_index.filter(|&i| {
+            compiled.triggers.get(i).is_some_and(|t| {
+                t.type_name == job.trigger_type
+                    && t.key.as_deref().unwrap_or_default() == job.trigger_key
+            })
+        });
+        let Some(trigger) =
+            hinted.or_else(|| compiled.trigger(&job.trigger_type, &job.trigger_key))
+        else {
             tracing::info!(flow = %job.flow_id, run = %job.run_id, "the trigger was removed before its run started");
             return;
         };
@@ -542,7 +581,14 @@ impl Engine {
             device_id: job.device_id,
             time_ms: job.time_ms,
         };
-        crate::run::execute_at_depth(compiled, start, self.inner.services.clone(), job.depth).await;
+        let failing_flow = compiled.clone();
+        let result =
+            crate::run::execute_at_depth(compiled, start, self.inner.services.clone(), job.depth)
+                .await;
+        // Errors of a run a Workflow Error trigger started never fire another (no cascades).
+        if let (Some(failure), false) = (&result.failure, job.trigger_type == "flowError") {
+            self.flow_failed(&failing_flow, failure, job.depth);
+        }
     }
 
     /// Runs a flow now, bypassing the queue, and returns how the run ended (the local runner
@@ -562,6 +608,7 @@ impl Engine {
             queue.drain().await;
         }
         self.integrations().stop_all();
+        self.inner.services.triggers.disarm_all();
         if let Err(e) = self.inner.services.storage.flush().await {
             tracing::error!(error = %e, "flushing workflow storage at shutdown failed");
         }

@@ -6,6 +6,7 @@
 //! * [`path`] — payload paths, parsed once and walked at run time.
 
 pub mod accounting;
+pub mod arming;
 pub mod compile;
 pub mod debug;
 pub mod engine;
@@ -18,6 +19,7 @@ pub mod nodes;
 pub mod observer;
 pub mod path;
 pub mod queue;
+pub mod rate_limit;
 pub mod run;
 pub mod services;
 pub mod storage;

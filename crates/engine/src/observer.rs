@@ -42,6 +42,9 @@ pub struct RunFailure {
     pub node_type: Option<String>,
     pub error: NodeError,
     pub time_ms: i64,
+    /// The payload of the failing path when it failed (none when the run failed before any
+    /// node ran).
+    pub payload: Option<Value>,
 }
 
 /// How a run ended.

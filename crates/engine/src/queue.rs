@@ -1,4 +1,4 @@
-//! The run queue: presses (and later webhooks and timers) become [`RunJob`]s that wait in a
+//! The run queue: presses, webhooks, timers and other triggers become [`RunJob`]s that wait in a
 //! bounded queue for a worker. When the queue is full, the caller is told at once (the API
 //! answers 429) instead of memory growing. [`RunQueue`] is the seam for a NATS JetStream queue:
 //! a job is plain data (ids, not pointers), so it can cross a process boundary.
@@ -25,6 +25,10 @@ pub struct RunJob {
     pub version: VersionRef,
     pub trigger_type: String,
     pub trigger_key: String,
+    /// The trigger's index in the version, when known: it tells apart two triggers of one
+    /// type and key (two Workflow Error triggers, say). Checked against type and key at run time.
+    #[serde(default)]
+    pub trigger_index: Option<usize>,
     pub data: Value,
     pub relay_id: Option<String>,
     pub relay_type: Option<String>,
@@ -129,6 +133,7 @@ mod tests {
             version: VersionRef::Develop,
             trigger_type: "virtualButton".into(),
             trigger_key: String::new(),
+            trigger_index: None,
             data: Value::Null,
             relay_id: None,
             relay_type: None,

@@ -51,10 +51,12 @@ pub fn initial_payload(flow: &CompiledFlow, start: &RunStart) -> Value {
     payload.insert("data".into(), start.data.clone());
     payload.insert("applicationId".into(), json!(id.application_id));
     payload.insert("applicationName".into(), json!(id.application_name));
-    payload.insert(
-        "triggerId".into(),
-        json!(trigger.key.clone().unwrap_or_default()),
-    );
+    // A Workflow Error run names the failing flow (`<flowId>-flowError`), not its own trigger.
+    let trigger_id = match (trigger.type_name.as_str(), &start.relay_id) {
+        ("flowError", Some(failing_flow)) => format!("{failing_flow}-flowError"),
+        _ => trigger.key.clone().unwrap_or_default(),
+    };
+    payload.insert("triggerId".into(), json!(trigger_id));
     payload.insert("triggerType".into(), json!(trigger.type_name));
     payload.insert("flowId".into(), json!(id.flow_id));
     payload.insert("flowName".into(), json!(id.flow_name));
@@ -102,7 +104,12 @@ impl Walk<'_> {
     }
 }
 
-fn failure(flow: &CompiledFlow, node: Option<usize>, error: NodeError) -> RunFailure {
+fn failure(
+    flow: &CompiledFlow,
+    node: Option<usize>,
+    error: NodeError,
+    payload: Option<&Value>,
+) -> RunFailure {
     let node = node.map(|i| &flow.nodes[i]);
     RunFailure {
         node_id: node.map(|n| n.id.clone()),
@@ -110,6 +117,8 @@ fn failure(flow: &CompiledFlow, node: Option<usize>, error: NodeError) -> RunFai
         node_type: node.map(|n| n.type_name.clone()),
         error,
         time_ms: chrono::Utc::now().timestamp_millis(),
+        // Copied only when a run fails, for Workflow Error triggers.
+        payload: payload.cloned(),
     }
 }
 
@@ -159,6 +168,8 @@ pub async fn execute_at_depth(
                         limit.as_secs_f64()
                     ),
                 ),
+                // Where each path was is not known after a timeout; the run's start is.
+                Some(&initial_payload(&flow, &start)),
             )),
         ),
     };
@@ -199,7 +210,8 @@ struct WalkEnd {
 /// Why parked work ended badly: its own node's error, or a halt inside a loop body.
 enum Stop {
     Node(NodeError),
-    Halt(Halt),
+    /// Boxed: a halt carries the failing payload and is rare.
+    Halt(Box<Halt>),
 }
 
 type Parked =
@@ -214,7 +226,7 @@ async fn walk(
     let storage = if flow.uses_storage {
         match services.storage.flow(&flow.identity.flow_id).await {
             Ok(storage) => Some(storage),
-            Err(e) => return (0, 1, Some(failure(flow, None, NodeError::from(e)))),
+            Err(e) => return (0, 1, Some(failure(flow, None, NodeError::from(e), None))),
         }
     } else {
         None
@@ -257,10 +269,11 @@ fn walk_scope(
         let halt = |walk: &Walk<'_>,
                     parked: &FuturesUnordered<Parked>,
                     node: Option<usize>,
-                    error: NodeError| Halt {
+                    error: NodeError,
+                    payload: &Value| Halt {
             // The failing path and every path still alive are stopped by the error.
             failed: 1 + walk.ready.len() as u64 + parked.len() as u64,
-            failure: failure(flow, node, error),
+            failure: failure(flow, node, error, Some(payload)),
         };
         let alive = |walk: &Walk<'_>, parked: &FuturesUnordered<Parked>| {
             walk.ready.len() as u64 + parked.len() as u64
@@ -274,7 +287,7 @@ fn walk_scope(
                         format!("more than {MAX_LIVE_PATHS} paths were alive at once"),
                     );
                     publish_debug(&cx.services, &mut debug);
-                    return Err(halt(&walk, &parked, Some(index), error));
+                    return Err(halt(&walk, &parked, Some(index), error, &payload));
                 }
                 let node = &flow.nodes[index];
                 let step_began = cx.tracing_steps.then(Instant::now);
@@ -341,14 +354,14 @@ fn walk_scope(
                                 ErrorName::ValidationError,
                                 "a loop cap was reached outside its loop's body",
                             );
-                            return Err(halt(&walk, &parked, Some(index), error));
+                            return Err(halt(&walk, &parked, Some(index), error, &payload));
                         }
                         // The first cap reached in an iteration wins.
                         if cap.is_none() {
                             cap = Some((signal, payload));
                         }
                     }
-                    Err(error) => return Err(halt(&walk, &parked, Some(index), error)),
+                    Err(error) => return Err(halt(&walk, &parked, Some(index), error, &payload)),
                 }
                 steps = steps.wrapping_add(1);
                 if steps.is_multiple_of(STEPS_PER_YIELD) {
@@ -379,7 +392,9 @@ fn walk_scope(
             publish_debug(&cx.services, &mut debug);
             match resumed {
                 Ok(port) => walk.emit(index, port, payload),
-                Err(Stop::Node(error)) => return Err(halt(&walk, &parked, Some(index), error)),
+                Err(Stop::Node(error)) => {
+                    return Err(halt(&walk, &parked, Some(index), error, &payload))
+                }
                 Err(Stop::Halt(inner)) => {
                     return Err(Halt {
                         failed: inner.failed + alive(&walk, &parked),
@@ -442,7 +457,7 @@ async fn run_loop(
             }
         }
         if let Some(halt) = first_error {
-            return Err(Stop::Halt(halt));
+            return Err(Stop::Halt(Box::new(halt)));
         }
     } else {
         for item in &plan.items {
@@ -450,7 +465,7 @@ async fn run_loop(
             plan.current_item.set(&mut iteration, item.clone());
             let end = walk_scope(cx.clone(), body.clone(), iteration, true)
                 .await
-                .map_err(Stop::Halt)?;
+                .map_err(|halt| Stop::Halt(Box::new(halt)))?;
             match end.cap {
                 Some((cap, committed)) => {
                     map_values.push(map_value(&cap, &committed));

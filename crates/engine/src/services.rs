@@ -96,4 +96,33 @@ pub struct Services {
     pub redis: crate::nodes::data::redis::RedisConnections,
     /// The applications' integrations (MQTT brokers), one connection each.
     pub integrations: crate::integrations::Integrations,
+    /// The applications' webhooks by token, for the public route that receives their requests.
+    pub webhooks: crate::triggers::webhook::Webhooks,
+    /// The armed triggers and where events go.
+    pub triggers: crate::triggers::hub::TriggerHub,
+}
+
+impl Services {
+    /// The services of an engine: these parts, and every shared connection registry empty.
+    pub fn new(
+        storage: StorageService,
+        js: JsSandbox,
+        observers: Vec<Arc<dyn RunObserver>>,
+        limits: RunLimits,
+    ) -> Services {
+        Services {
+            storage,
+            js,
+            observers,
+            runs: std::sync::OnceLock::new(),
+            schedule: Scheduler::default(),
+            limits,
+            http: crate::nodes::data::http::HttpClients::new(),
+            sql: crate::nodes::data::sql::SqlPools::new(),
+            redis: crate::nodes::data::redis::RedisConnections::new(),
+            integrations: crate::integrations::Integrations::new(),
+            webhooks: crate::triggers::webhook::Webhooks::new(),
+            triggers: crate::triggers::hub::TriggerHub::new(),
+        }
+    }
 }

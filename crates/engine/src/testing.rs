@@ -56,24 +56,18 @@ impl Harness {
                 .await
                 .expect("flow");
             let store: Arc<dyn flowd_store::Store> = Arc::new(store);
-            Arc::new(Services {
-                storage: StorageService::start(
+            Arc::new(Services::new(
+                StorageService::start(
                     store,
                     flowd_store::StorageCaps {
                         max_keys: 1000,
                         max_bytes: 1 << 20,
                     },
                 ),
-                js: crate::js::JsSandbox::new(1, crate::js::JsLimits::default()),
-                observers: Vec::new(),
-                runs: std::sync::OnceLock::new(),
-                schedule: Default::default(),
-                limits: RunLimits::default(),
-                http: crate::nodes::data::http::HttpClients::new(),
-                sql: crate::nodes::data::sql::SqlPools::new(),
-                redis: crate::nodes::data::redis::RedisConnections::new(),
-                integrations: crate::integrations::Integrations::new(),
-            })
+                crate::js::JsSandbox::new(1, crate::js::JsLimits::default()),
+                Vec::new(),
+                RunLimits::default(),
+            ))
         });
         Harness {
             runtime,

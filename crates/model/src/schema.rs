@@ -23,6 +23,7 @@ macro_rules! schemas {
                 SchemaName::FlowVersionPatch, SchemaName::FlowVersionPost, SchemaName::FlowVersionsDeletePost,
                 SchemaName::FlowsImportPost, SchemaName::AdvancedFlowQuery, SchemaName::AdvancedFlowVersionQuery,
                 SchemaName::VirtualButtonPress, SchemaName::IntegrationPost, SchemaName::IntegrationPatch,
+                SchemaName::WebhookPost, SchemaName::WebhookPatch,
             ];
 
             /// Every schema name.
@@ -72,6 +73,10 @@ schemas! {
     IntegrationPatch => "integrationPatch.json",
     IntegrationPost => "integrationPost.json",
     Integrations => "integrations.json",
+    Webhook => "webhook.json",
+    WebhookPatch => "webhookPatch.json",
+    WebhookPost => "webhookPost.json",
+    Webhooks => "webhooks.json",
     FlowsImportPost => "flowsImportPost.json",
     FlowsImportResult => "flowsImportResult.json",
     AdvancedFlowQuery => "advancedFlowQuery.json",

@@ -152,6 +152,11 @@ actions! {
     IntegrationGet => "integration.get", "integration.*", READ;
     IntegrationPatch => "integration.patch", "integration.*", WRITE;
     IntegrationDelete => "integration.delete", "integration.*", WRITE;
+    WebhooksGet => "webhooks.get", "webhooks.*", READ;
+    WebhooksPost => "webhooks.post", "webhooks.*", WRITE;
+    WebhookGet => "webhook.get", "webhook.*", READ;
+    WebhookPatch => "webhook.patch", "webhook.*", WRITE;
+    WebhookDelete => "webhook.delete", "webhook.*", WRITE;
 }
 
 /// Whether a token holding `scopes` may perform `action`.

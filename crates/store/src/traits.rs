@@ -139,11 +139,13 @@ pub enum StorageWrite {
 pub enum ResourceKind {
     /// `/applications/{id}/integrations`: connections to outside brokers and services.
     Integration,
+    /// `/applications/{id}/webhooks`: public URLs that trigger workflows.
+    Webhook,
 }
 
-/// Application-owned resources that are plain documents with a name and a kind-specific type
-/// column (integrations; webhooks later). One trait serves them all: they differ only in which
-/// table holds them.
+/// Application-owned resources that are plain documents with a name and a few kind-specific
+/// columns (integrations: their type; webhooks: their token). One trait serves them all: they
+/// differ only in which table holds them.
 #[async_trait]
 pub trait ResourceStore: Send + Sync {
     async fn insert_resource(&self, kind: ResourceKind, doc: &Value) -> StoreResult<()>;

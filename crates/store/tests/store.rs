@@ -791,6 +791,148 @@ async fn integrations(store: &dyn Store) {
     assert_eq!(left, vec![elsewhere]);
 }
 
+fn webhook(application_id: &str, name: &str, token: &str, created: &str) -> Value {
+    let id = new_id();
+    json!({
+        "id": id,
+        "webhookId": id,
+        "applicationId": application_id,
+        "name": name,
+        "token": token,
+        "responseCode": 200,
+        "enabled": true,
+        "creationDate": created,
+        "lastUpdated": created,
+    })
+}
+
+async fn webhooks(store: &dyn Store) {
+    const KIND: ResourceKind = ResourceKind::Webhook;
+    let app = application("Webhooks");
+    let other = application("Other");
+    store.insert_application(&app).await.unwrap();
+    store.insert_application(&other).await.unwrap();
+    let (app_id, other_id) = (id(&app).to_owned(), id(&other).to_owned());
+    let readings = webhook(&app_id, "readings", "token-a", &date(2));
+    let alarms = webhook(&app_id, "alarms", "token-b", &date(3));
+    let elsewhere = webhook(&other_id, "elsewhere", "token-c", &date(1));
+    for doc in [&readings, &alarms, &elsewhere] {
+        store.insert_resource(KIND, doc).await.unwrap();
+    }
+    assert!(matches!(
+        store.insert_resource(KIND, &readings).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Tokens name public URLs: two webhooks never share one, even across applications.
+    let same_token = webhook(&other_id, "copycat", "token-a", &date(4));
+    assert!(matches!(
+        store.insert_resource(KIND, &same_token).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // Webhooks and integrations are apart: same application, different tables.
+    assert_eq!(
+        store
+            .get_resource(ResourceKind::Integration, &app_id, id(&readings))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .get_resource(KIND, &app_id, id(&readings))
+            .await
+            .unwrap(),
+        Some(readings.clone())
+    );
+    assert_eq!(
+        store
+            .get_resource(KIND, &other_id, id(&readings))
+            .await
+            .unwrap(),
+        None
+    );
+
+    let page = store.list_resources(KIND, &app_id, &all()).await.unwrap();
+    assert_eq!(names(&page), ["alarms", "readings"]);
+    assert_eq!(page.total_count, 2);
+    let newest_first = store
+        .list_resources(
+            KIND,
+            &app_id,
+            &query(Column::CreationDate, SortDirection::Desc),
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&newest_first), ["alarms", "readings"]);
+    let oldest_first = store
+        .list_resources(
+            KIND,
+            &app_id,
+            &query(Column::CreationDate, SortDirection::Asc),
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&oldest_first), ["readings", "alarms"]);
+    let globbed = store
+        .list_resources(KIND, &app_id, &filtered(Column::Name, "read*"))
+        .await
+        .unwrap();
+    assert_eq!(names(&globbed), ["readings"]);
+    let second_page = store
+        .list_resources(
+            KIND,
+            &app_id,
+            &ListQuery {
+                per_page: 1,
+                page: 1,
+                ..all()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&second_page), ["readings"]);
+    assert_eq!(second_page.total_count, 2);
+
+    let mut changed = readings.clone();
+    changed["name"] = json!("zz readings");
+    changed["lastUpdated"] = json!(date(9));
+    assert!(store.update_resource(KIND, &changed).await.unwrap());
+    let by_update = store
+        .list_resources(
+            KIND,
+            &app_id,
+            &query(Column::LastUpdated, SortDirection::Desc),
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&by_update), ["zz readings", "alarms"]);
+
+    assert_eq!(store.all_resources(KIND).await.unwrap().len(), 3);
+    assert!(!store
+        .delete_resource(KIND, &other_id, id(&readings))
+        .await
+        .unwrap());
+    assert!(store
+        .delete_resource(KIND, &app_id, id(&readings))
+        .await
+        .unwrap());
+    assert!(!store.update_resource(KIND, &changed).await.unwrap());
+    // A deleted webhook's token is free again.
+    store.insert_resource(KIND, &same_token).await.unwrap();
+    assert!(store.delete_application(&app_id).await.unwrap());
+    let left = sorted(
+        store
+            .all_resources(KIND)
+            .await
+            .unwrap()
+            .iter()
+            .map(|doc| doc["name"].as_str().unwrap().to_owned())
+            .collect(),
+    );
+    assert_eq!(left, ["copycat", "elsewhere"]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Flows
 // ---------------------------------------------------------------------------------------------
@@ -2835,6 +2977,7 @@ mod sqlite {
         import_flows_is_all_or_nothing,
         versions,
         integrations,
+        webhooks,
         storage_round_trip_and_metadata,
         storage_caps,
         storage_batches_apply_in_order,

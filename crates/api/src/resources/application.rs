@@ -95,5 +95,6 @@ async fn remove(
         }
     }
     state.engine.integrations().remove_application(id);
+    state.engine.webhooks().remove_application(id);
     Ok(Json(success()))
 }

@@ -120,7 +120,7 @@ async fn patch(
     if !state.store.update_flow(&doc).await? {
         return Err(ApiError::not_found("Flow"));
     }
-    state.engine.invalidate_flow(&flow_id);
+    state.engine.flow_changed(&application_id, &flow_id).await;
     Ok(Json(present(doc, params.links())))
 }
 

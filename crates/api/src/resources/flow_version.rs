@@ -80,7 +80,7 @@ async fn patch(
     if !state.store.update_version(&doc).await? {
         return Err(ApiError::not_found("Flow version"));
     }
-    state.engine.invalidate_flow(&flow_id);
+    state.engine.flow_changed(&application_id, &flow_id).await;
     Ok(Json(present(doc, params.links())))
 }
 
@@ -98,7 +98,7 @@ async fn remove(
         ));
     }
     state.store.delete_version(&flow_id, id).await?;
-    state.engine.invalidate_flow(&flow_id);
+    state.engine.flow_changed(&application_id, &flow_id).await;
     Ok(Json(success()))
 }
 

@@ -225,7 +225,7 @@ async fn create(
     }
     let doc = Value::Object(doc);
     state.store.insert_version(&doc, replace).await?;
-    state.engine.invalidate_flow(&flow_id);
+    state.engine.flow_changed(&application_id, &flow_id).await;
     Ok((StatusCode::CREATED, Json(present(doc, params.links()))))
 }
 
@@ -259,6 +259,6 @@ async fn delete_many(
             removed += 1;
         }
     }
-    state.engine.invalidate_flow(&flow_id);
+    state.engine.flow_changed(&application_id, &flow_id).await;
     Ok(Json(json!({ "removed": removed, "failed": failed })))
 }

@@ -112,6 +112,8 @@ async fn create(
     let fields = into_object(body.validated(SchemaName::FlowPost)?)?;
     let doc = Value::Object(new_flow(fields, &application_id, &who, &state.engine)?);
     state.store.insert_flow(&doc).await?;
+    let flow_id = crate::documents::text(&doc, "id");
+    state.engine.flow_changed(&application_id, &flow_id).await;
     Ok((StatusCode::CREATED, Json(present(doc, params.links()))))
 }
 
@@ -372,6 +374,11 @@ async fn import(
         flow_docs.push(Value::Object(doc));
     }
     state.store.import_flows(&flow_docs, &versions).await?;
+    // Imported flows start disabled; arming them anyway keeps one rule for every new flow.
+    for flow in &flow_docs {
+        let flow_id = crate::documents::text(flow, "id");
+        state.engine.flow_changed(&application_id, &flow_id).await;
+    }
 
     let links = params.links();
     let result = json!({

@@ -11,3 +11,5 @@ pub mod flow_versions;
 pub mod flows;
 pub mod integration;
 pub mod integrations;
+pub mod webhook;
+pub mod webhooks;

@@ -13,6 +13,7 @@
 pub mod mqtt;
 
 use crate::error::{ErrorName, NodeError};
+use crate::triggers::integration::IntegrationEvent;
 use mqtt::{MqttLink, MqttSettings};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -21,10 +22,16 @@ use std::sync::{Arc, Mutex};
 /// The integration types flowd can connect.
 pub const SUPPORTED_TYPES: &[&str] = &["mqtt"];
 
+/// Where a connection reports its events (messages, connects, disconnects, failures):
+/// `(integration id, application id, event)`. The engine routes them to Integration triggers
+/// of that application's flows.
+pub type EventSink = Arc<dyn Fn(&str, &str, IntegrationEvent) + Send + Sync>;
+
 /// The engine's live integrations, by integration id.
 #[derive(Default)]
 pub struct Integrations {
     links: Mutex<HashMap<String, Arc<MqttLink>>>,
+    events: std::sync::OnceLock<EventSink>,
 }
 
 fn text<'a>(doc: &'a Value, field: &str) -> &'a str {
@@ -34,6 +41,11 @@ fn text<'a>(doc: &'a Value, field: &str) -> &'a str {
 impl Integrations {
     pub fn new() -> Integrations {
         Integrations::default()
+    }
+
+    /// Set once, before any integration connects: where their events go.
+    pub fn on_event(&self, sink: EventSink) {
+        let _ = self.events.set(sink);
     }
 
     /// Checks an integration document before it is saved: a type flowd can connect and a
@@ -74,7 +86,7 @@ impl Integrations {
             old.stop();
         }
         if enabled {
-            links.insert(id, MqttLink::connect(settings));
+            links.insert(id, MqttLink::connect(settings, self.events.get().cloned()));
         }
     }
 

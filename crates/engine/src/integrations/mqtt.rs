@@ -13,6 +13,7 @@
 //!   Messages go out at QoS 0, not retained.
 
 use crate::error::{ErrorName, NodeError};
+use crate::triggers::integration::IntegrationEvent;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -315,7 +316,7 @@ fn now_ms() -> i64 {
 impl MqttLink {
     /// Starts connecting in the background (settings were checked by [`MqttSettings::from_doc`];
     /// should building the options still fail, the link reports it as its error).
-    pub fn connect(settings: MqttSettings) -> Arc<MqttLink> {
+    pub fn connect(settings: MqttSettings, events: Option<super::EventSink>) -> Arc<MqttLink> {
         let status = Arc::new(Mutex::new(LinkStatus::default()));
         let (client, task) = match settings.options() {
             Ok(options) => {
@@ -325,6 +326,7 @@ impl MqttLink {
                     client.clone(),
                     settings.clone(),
                     status.clone(),
+                    events,
                 ));
                 (client, task.abort_handle())
             }
@@ -429,7 +431,13 @@ async fn drive(
     client: AsyncClient,
     settings: MqttSettings,
     status: Arc<Mutex<LinkStatus>>,
+    events: Option<super::EventSink>,
 ) {
+    let emit = |event: IntegrationEvent| {
+        if let Some(sink) = &events {
+            sink(&settings.integration_id, &settings.application_id, event);
+        }
+    };
     let mut backoff = MIN_BACKOFF;
     loop {
         match eventloop.poll().await {
@@ -452,6 +460,15 @@ async fn drive(
                         tracing::error!(integration = %settings.integration_id, error = %e, "MQTT subscribe failed");
                     }
                 }
+                emit(IntegrationEvent::Connect {
+                    topics: settings.topics.clone(),
+                });
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                emit(IntegrationEvent::Message {
+                    topic: publish.topic.clone(),
+                    message: String::from_utf8_lossy(&publish.payload).into_owned(),
+                });
             }
             Ok(Event::Incoming(Packet::PingResp)) => {
                 status
@@ -469,16 +486,24 @@ async fn drive(
             Err(e) => {
                 let wait = backoff;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
-                {
+                let was_connected = {
                     let mut status = status.lock().unwrap_or_else(|p| p.into_inner());
-                    if status.connected {
+                    let was_connected = status.connected;
+                    if was_connected {
                         tracing::warn!(integration = %settings.integration_id, error = %e, "MQTT integration disconnected");
                     }
                     status.connected = false;
                     status.disconnected_at = Some(now_ms());
                     status.last_error = Some(e.to_string());
                     status.next_attempt = Some(now_ms() + wait.as_millis() as i64);
-                }
+                    was_connected
+                };
+                let reason = e.to_string();
+                emit(if was_connected {
+                    IntegrationEvent::Disconnect { reason }
+                } else {
+                    IntegrationEvent::Failure { reason }
+                });
                 tokio::time::sleep(wait).await;
             }
         }

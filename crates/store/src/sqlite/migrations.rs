@@ -128,4 +128,17 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX integrations_application ON integrations(application_id, name);
     "#,
+    // 5: webhooks of an application. The token names the public URL: unique across all.
+    r#"
+    CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        application_id TEXT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        token TEXT NOT NULL UNIQUE,
+        creation_date TEXT NOT NULL,
+        last_updated TEXT NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX webhooks_application ON webhooks(application_id, name);
+    "#,
 ];

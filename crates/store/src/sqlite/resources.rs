@@ -22,9 +22,27 @@ const INTEGRATIONS: DocTable = DocTable {
     ],
 };
 
+const WEBHOOKS: DocTable = DocTable {
+    table: "webhooks",
+    parent: Some(("application_id", "applicationId")),
+    fields: &[
+        ("name", "name"),
+        ("token", "token"),
+        ("creation_date", "creationDate"),
+        ("last_updated", "lastUpdated"),
+    ],
+    columns: &[
+        (Column::Id, "id"),
+        (Column::Name, "name"),
+        (Column::CreationDate, "creation_date"),
+        (Column::LastUpdated, "last_updated"),
+    ],
+};
+
 fn table(kind: ResourceKind) -> &'static DocTable {
     match kind {
         ResourceKind::Integration => &INTEGRATIONS,
+        ResourceKind::Webhook => &WEBHOOKS,
     }
 }
 

@@ -1,0 +1,191 @@
+//! The trigger lifecycle on the engine: re-arming a flow after it changes, arming every flow at
+//! start, and turning events (a failed run, an integration's message) into runs of the triggers
+//! listening for them. The bookkeeping lives in [`crate::triggers::hub`].
+
+use crate::compile::CompiledFlow;
+use crate::engine::{Engine, Inner, LoadError};
+use crate::observer::RunFailure;
+use crate::queue::{QueueFull, VersionRef};
+use crate::triggers::flow_error::{Scope, MAX_ERRORED_PAYLOAD, OMITTED};
+use crate::triggers::hub::{Armed, Route};
+use crate::triggers::integration::IntegrationEvent;
+use crate::triggers::TriggerPlan;
+use flowd_store::{Column, ListQuery, SortDirection, StoreError};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Wires the hub to the run queue and the integrations to the hub (once, at engine start).
+pub(crate) fn connect(inner: &Arc<Inner>) {
+    let weak = Arc::downgrade(inner);
+    inner.services.triggers.connect(Arc::new(move |job| {
+        let inner = weak.upgrade().ok_or(QueueFull)?;
+        inner.queue.get().ok_or(QueueFull)?.try_submit(job)
+    }));
+    let weak = Arc::downgrade(inner);
+    inner
+        .services
+        .integrations
+        .on_event(Arc::new(move |integration_id, application_id, event| {
+            if let Some(inner) = weak.upgrade() {
+                Engine { inner }.integration_event(integration_id, application_id, event);
+            }
+        }));
+}
+
+fn everything() -> ListQuery {
+    ListQuery {
+        sort: Column::Id,
+        direction: SortDirection::Asc,
+        page: 0,
+        per_page: u64::MAX / 2,
+        filter: None,
+        flow_class: None,
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Engine {
+    /// A flow was created or changed, or one of its versions was: forget what was compiled and
+    /// arm the triggers of its live version afresh. Answers once they are armed.
+    pub async fn flow_changed(&self, application_id: &str, flow_id: &str) {
+        self.invalidate_flow(flow_id);
+        self.rearm(application_id, flow_id).await;
+    }
+
+    /// Arms the triggers of a flow's live version — its default version, else develop — when
+    /// the flow and that version are enabled; otherwise disarms them.
+    pub async fn rearm(&self, application_id: &str, flow_id: &str) {
+        let hub = &self.inner.services.triggers;
+        // One at a time, so that the last change of a flow is the one that stays armed.
+        let _in_order = hub.lifecycle.lock().await;
+        match self.live_version(application_id, flow_id).await {
+            Ok(Some((compiled, version))) => hub.arm(&compiled, version),
+            Ok(None) => hub.disarm(flow_id),
+            Err(e) => {
+                tracing::error!(flow = %flow_id, error = %e, "cannot arm the flow's triggers");
+                hub.disarm(flow_id);
+            }
+        }
+    }
+
+    async fn live_version(
+        &self,
+        application_id: &str,
+        flow_id: &str,
+    ) -> Result<Option<(Arc<CompiledFlow>, VersionRef)>, LoadError> {
+        let Some(flow) = self
+            .inner
+            .store
+            .get_flow(application_id, flow_id)
+            .await
+            .map_err(|e| LoadError::Store(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        if !flow.get("enabled").and_then(Value::as_bool).unwrap_or(true) {
+            return Ok(None);
+        }
+        let version = match flow.get("defaultVersionId").and_then(Value::as_str) {
+            Some(id) => VersionRef::Id(id.to_owned()),
+            None => VersionRef::Develop,
+        };
+        Ok(self
+            .compiled(application_id, flow_id, &version)
+            .await?
+            .filter(|compiled| compiled.identity.enabled)
+            .map(|compiled| (compiled, version)))
+    }
+
+    /// Arms every flow's triggers; called once at start, before requests are served.
+    pub async fn arm_all(&self) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        for application in store.list_applications(&everything()).await?.items {
+            let Some(application_id) = application.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            for flow in store.list_flows(application_id, &everything()).await?.items {
+                if let Some(flow_id) = flow.get("id").and_then(Value::as_str) {
+                    self.rearm(application_id, flow_id).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What is armed now (tests check that nothing is left over).
+    pub fn armed(&self) -> Armed {
+        self.inner.services.triggers.armed()
+    }
+
+    /// An integration's event: runs every Integration trigger of its application's flows that
+    /// listens for this kind of event.
+    fn integration_event(
+        &self,
+        integration_id: &str,
+        application_id: &str,
+        event: IntegrationEvent,
+    ) {
+        let hub = &self.inner.services.triggers;
+        let data = event.data();
+        for target in hub.targets(&Route::Integration(integration_id.to_owned())) {
+            let TriggerPlan::Integration(events) = &target.plan else {
+                continue;
+            };
+            // A trigger naming another application's integration hears nothing.
+            if target.application_id != application_id || !event.wanted_by(events) {
+                continue;
+            }
+            let relay = Some((integration_id.to_owned(), "integration"));
+            if hub.fire(&target, data.clone(), relay, now_ms(), 0).is_err() {
+                tracing::warn!(flow = %target.flow_id, "run queue full; an integration event was dropped");
+            }
+        }
+    }
+
+    /// A run ended with a halting error: runs the Workflow Error triggers that catch it, those
+    /// of the failing flow (`local`) first, then the application-wide ones (`cloud`).
+    pub(crate) fn flow_failed(&self, flow: &CompiledFlow, failure: &RunFailure, depth: u32) {
+        let hub = &self.inner.services.triggers;
+        let identity = &flow.identity;
+        let mut catchers: Vec<_> = hub
+            .targets(&Route::FlowErrors(identity.application_id.clone()))
+            .into_iter()
+            .filter_map(|target| match target.plan {
+                TriggerPlan::FlowError(Scope::Local) if target.flow_id == identity.flow_id => {
+                    Some((Scope::Local, target))
+                }
+                TriggerPlan::FlowError(Scope::Cloud) => Some((Scope::Cloud, target)),
+                _ => None,
+            })
+            .collect();
+        if catchers.is_empty() {
+            return;
+        }
+        catchers.sort_by_key(|(scope, _)| *scope);
+        let errored_payload = match &failure.payload {
+            Some(payload) if payload.to_string().len() <= MAX_ERRORED_PAYLOAD => payload.clone(),
+            Some(_) => json!(OMITTED),
+            None => Value::Null,
+        };
+        let data = json!({
+            "errorInfo": {
+                "error": {"name": failure.error.name.as_str(), "message": failure.error.message},
+                "nodeId": failure.node_id,
+                "nodeType": failure.node_type,
+            },
+            "erroredPayload": errored_payload,
+        });
+        for (_, target) in catchers {
+            let relay = Some((identity.flow_id.clone(), "flow"));
+            if hub
+                .fire(&target, data.clone(), relay, now_ms(), depth)
+                .is_err()
+            {
+                tracing::warn!(flow = %target.flow_id, "run queue full; a Workflow Error run was dropped");
+            }
+        }
+    }
+}

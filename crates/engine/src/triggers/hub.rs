@@ -1,0 +1,310 @@
+//! The trigger hub: which triggers are armed, and where events go.
+//!
+//! A flow's triggers are armed in its *live* version — the default version, else develop —
+//! when the flow and that version are enabled. The engine re-arms a flow after every change that
+//! could matter (create, PATCH, enable/disable, a version created, changed or deleted, the
+//! default version changed, the flow or its application deleted): [`TriggerHub::arm`] first
+//! drops what the flow had armed, so nothing is left over however often it changes.
+//!
+//! Armed triggers are of two kinds:
+//! * **timers**: a task each, aborted when the flow is disarmed;
+//! * **routed** triggers (webhook, integration, Workflow Error, Redis): entries in a routing table
+//!   from an event source to the triggers listening to it. A Redis route also owns the one
+//!   subscription all its triggers share, started with the first and ended with the last.
+//!
+//! Firing makes a [`RunJob`] for the run queue, exactly as a button press does.
+
+use crate::compile::CompiledFlow;
+use crate::queue::{QueueFull, RunJob, VersionRef};
+use crate::triggers::{redis, timer, TriggerPlan};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// An armed trigger: which flow, version and trigger a firing runs.
+#[derive(Debug)]
+pub struct Target {
+    pub application_id: String,
+    pub flow_id: String,
+    pub version: VersionRef,
+    pub trigger_index: usize,
+    pub trigger_type: String,
+    pub trigger_key: String,
+    pub plan: TriggerPlan,
+}
+
+/// An event source that routed triggers listen to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// A webhook, by id.
+    Webhook(String),
+    /// An integration, by id.
+    Integration(String),
+    /// Failed runs of an application's flows, by application id.
+    FlowErrors(String),
+    /// A Redis channel or pattern.
+    Redis(redis::Channel),
+}
+
+/// How the hub hands a run to the queue.
+pub type Submit = Arc<dyn Fn(RunJob) -> Result<(), QueueFull> + Send + Sync>;
+
+/// Aborts a task when dropped.
+struct TaskGuard(tokio::task::AbortHandle);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[derive(Default)]
+struct ArmedFlow {
+    routes: Vec<Route>,
+    timers: Vec<TaskGuard>,
+}
+
+#[derive(Default)]
+struct State {
+    flows: HashMap<String, ArmedFlow>,
+    routes: HashMap<Route, Vec<Arc<Target>>>,
+    /// Tasks feeding a route (Redis subscriptions), alive while the route has targets.
+    listeners: HashMap<Route, TaskGuard>,
+}
+
+/// What is armed, for tests and health checks: leaks show up here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Armed {
+    pub flows: usize,
+    pub timers: usize,
+    pub routed: usize,
+    pub listeners: usize,
+}
+
+#[derive(Default)]
+pub struct TriggerHub {
+    state: Arc<Mutex<State>>,
+    submit: OnceLock<Submit>,
+    /// Serializes re-arming, so that two quick changes of a flow cannot be applied out of order.
+    pub(crate) lifecycle: tokio::sync::Mutex<()>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl TriggerHub {
+    pub fn new() -> TriggerHub {
+        TriggerHub::default()
+    }
+
+    /// Set once by the engine: where firings go.
+    pub(crate) fn connect(&self, submit: Submit) {
+        let _ = self.submit.set(submit);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Arms the triggers of `flow` (compiled in its live `version`), replacing what the flow had
+    /// armed before.
+    pub fn arm(&self, flow: &CompiledFlow, version: VersionRef) {
+        let flow_id = flow.identity.flow_id.clone();
+        let mut armed = ArmedFlow::default();
+        let mut routed: Vec<(Route, Arc<Target>)> = Vec::new();
+        for (index, trigger) in flow.triggers.iter().enumerate() {
+            let Some(plan) = &trigger.plan else { continue };
+            let target = Arc::new(Target {
+                application_id: flow.identity.application_id.clone(),
+                flow_id: flow_id.clone(),
+                version: version.clone(),
+                trigger_index: index,
+                trigger_type: trigger.type_name.clone(),
+                trigger_key: trigger.key.clone().unwrap_or_default(),
+                plan: plan.clone(),
+            });
+            let key = target.trigger_key.clone();
+            match plan {
+                TriggerPlan::Press => {}
+                TriggerPlan::Timer(schedule) => {
+                    if let Some(submit) = self.submit.get() {
+                        let task = tokio::spawn(run_timer(
+                            schedule.clone(),
+                            target.clone(),
+                            submit.clone(),
+                        ));
+                        armed.timers.push(TaskGuard(task.abort_handle()));
+                    }
+                }
+                TriggerPlan::FlowError(_) => routed.push((
+                    Route::FlowErrors(flow.identity.application_id.clone()),
+                    target,
+                )),
+                TriggerPlan::Integration(_) => routed.push((Route::Integration(key), target)),
+                TriggerPlan::Redis(channel) => routed.push((Route::Redis(channel.clone()), target)),
+            }
+        }
+        let mut state = self.lock();
+        let old = state.flows.remove(&flow_id);
+        if let Some(old) = old {
+            Self::unroute(&mut state, &flow_id, old);
+        }
+        for (route, target) in routed {
+            if !armed.routes.contains(&route) {
+                armed.routes.push(route.clone());
+            }
+            state.routes.entry(route.clone()).or_default().push(target);
+            if let Route::Redis(channel) = &route {
+                if !state.listeners.contains_key(&route) {
+                    let task = tokio::spawn(redis::listen(
+                        channel.clone(),
+                        self.deliverer(route.clone()),
+                    ));
+                    state
+                        .listeners
+                        .insert(route.clone(), TaskGuard(task.abort_handle()));
+                }
+            }
+        }
+        if !armed.routes.is_empty() || !armed.timers.is_empty() {
+            state.flows.insert(flow_id, armed);
+        }
+    }
+
+    /// Disarms every trigger of a flow (disabled, deleted, or nothing live to arm).
+    pub fn disarm(&self, flow_id: &str) {
+        let mut state = self.lock();
+        if let Some(old) = state.flows.remove(flow_id) {
+            Self::unroute(&mut state, flow_id, old);
+        }
+    }
+
+    /// Removes a flow's routing entries; its timers stop as `old` is dropped.
+    fn unroute(state: &mut State, flow_id: &str, old: ArmedFlow) {
+        for route in old.routes {
+            let now_empty = match state.routes.get_mut(&route) {
+                Some(targets) => {
+                    targets.retain(|t| t.flow_id != flow_id);
+                    targets.is_empty()
+                }
+                None => false,
+            };
+            if now_empty {
+                state.routes.remove(&route);
+                state.listeners.remove(&route);
+            }
+        }
+    }
+
+    /// Disarms everything (shutdown).
+    pub fn disarm_all(&self) {
+        let mut state = self.lock();
+        state.flows.clear();
+        state.routes.clear();
+        state.listeners.clear();
+    }
+
+    /// The triggers listening to a route.
+    pub fn targets(&self, route: &Route) -> Vec<Arc<Target>> {
+        self.lock().routes.get(route).cloned().unwrap_or_default()
+    }
+
+    /// What is armed now.
+    pub fn armed(&self) -> Armed {
+        let state = self.lock();
+        Armed {
+            flows: state.flows.len(),
+            timers: state.flows.values().map(|f| f.timers.len()).sum(),
+            routed: state.routes.values().map(Vec::len).sum(),
+            listeners: state.listeners.len(),
+        }
+    }
+
+    /// Queues a run of `target` with `data`. Returns the run id.
+    pub fn fire(
+        &self,
+        target: &Target,
+        data: Value,
+        relay: Option<(String, &str)>,
+        time_ms: i64,
+        depth: u32,
+    ) -> Result<String, QueueFull> {
+        let submit = self.submit.get().ok_or(QueueFull)?;
+        fire_with(submit, target, data, relay, time_ms, depth)
+    }
+
+    /// A callback handing events of `route` to its targets (what a listener task calls).
+    fn deliverer(&self, route: Route) -> impl Fn(Value) + Send + Sync + 'static {
+        let state = Arc::downgrade(&self.state);
+        let submit = self.submit.get().cloned();
+        move |data: Value| {
+            let (Some(state), Some(submit)) = (state.upgrade(), submit.as_ref()) else {
+                return;
+            };
+            let targets = state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .routes
+                .get(&route)
+                .cloned()
+                .unwrap_or_default();
+            for target in targets {
+                if fire_with(submit, &target, data.clone(), None, now_ms(), 0).is_err() {
+                    tracing::warn!(flow = %target.flow_id, trigger = %target.trigger_key, "run queue full; a trigger firing was dropped");
+                }
+            }
+        }
+    }
+}
+
+fn fire_with(
+    submit: &Submit,
+    target: &Target,
+    data: Value,
+    relay: Option<(String, &str)>,
+    time_ms: i64,
+    depth: u32,
+) -> Result<String, QueueFull> {
+    let run_id = flowd_model::id::new_id();
+    let (relay_id, relay_type) = match relay {
+        Some((id, kind)) => (Some(id), Some(kind.to_owned())),
+        None => (None, None),
+    };
+    submit(RunJob {
+        run_id: run_id.clone(),
+        application_id: target.application_id.clone(),
+        flow_id: target.flow_id.clone(),
+        version: target.version.clone(),
+        trigger_type: target.trigger_type.clone(),
+        trigger_key: target.trigger_key.clone(),
+        trigger_index: Some(target.trigger_index),
+        data,
+        relay_id,
+        relay_type,
+        device_id: None,
+        time_ms,
+        depth,
+    })?;
+    Ok(run_id)
+}
+
+/// A timer's task: sleeps until each firing and queues a run, until aborted.
+async fn run_timer(schedule: timer::Schedule, target: Arc<Target>, submit: Submit) {
+    let armed_at = chrono::Utc::now();
+    let mut after = armed_at;
+    loop {
+        let Some(next) = schedule.next_after(after, armed_at) else {
+            return;
+        };
+        let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+        tokio::time::sleep(wait).await;
+        let fire_ms = next.timestamp_millis();
+        let relay = Some((target.trigger_key.clone(), "timer"));
+        if fire_with(&submit, &target, serde_json::json!({}), relay, fire_ms, 0).is_err() {
+            tracing::warn!(flow = %target.flow_id, "run queue full; a timer firing was dropped");
+        }
+        // The next tick after now: a stall longer than the interval skips ticks, never bursts.
+        after = next.max(chrono::Utc::now());
+    }
+}
