@@ -28,6 +28,9 @@ pub enum ApiError {
     /// Over a rate limit, or the run queue is full.
     #[error("{0}")]
     RateLimit(String),
+    /// A webhook request that waited for a reply got none in time.
+    #[error("{0}")]
+    GatewayTimeout(String),
     /// Something broke inside flowd; logged with its cause, never shown to the client.
     #[error("{0}")]
     Internal(String),
@@ -50,6 +53,7 @@ impl ApiError {
             ApiError::Validation(_) => (StatusCode::BAD_REQUEST, "Validation"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
             ApiError::RateLimit(_) => (StatusCode::TOO_MANY_REQUESTS, "RateLimit"),
+            ApiError::GatewayTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "GatewayTimeout"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
     }

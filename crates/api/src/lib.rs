@@ -8,6 +8,7 @@
 //! * [`request`] — JSON bodies validated against the official schemas, query parameters, ids.
 //! * [`error`] — the one error type and its mapping to Losant error bodies.
 //! * [`bootstrap`] — the owner token made on first start.
+//! * [`webhook_requests`] — the public webhook URLs (`/webhooks/{token}`) that start runs.
 //! * [`catalog`] — `GET /nodes`, flowd's list of the node and trigger types it runs.
 //! * [`runs`] — run history (errors, logs, stats) shared by flows and flow versions.
 //! * [`list`], [`hal`], [`documents`], [`workflow`] — pieces shared by several resources.
@@ -23,6 +24,7 @@ pub mod request;
 pub mod resources;
 pub mod runs;
 pub mod state;
+pub mod webhook_requests;
 pub mod workflow;
 
 use axum::routing::get;
@@ -36,6 +38,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .merge(catalog::router())
+        .merge(webhook_requests::router())
         .merge(resources::applications::router())
         .merge(resources::application::router())
         .merge(resources::application_api_tokens::router())

@@ -38,7 +38,7 @@ const OVERSIZE_DRAIN_BYTES: usize = 16 * 1024 * 1024;
 
 /// Reads a body of at most `limit` bytes; a longer one is drained (up to
 /// [`OVERSIZE_DRAIN_BYTES`]) and answered with 413.
-async fn read_body(mut body: axum::body::Body, limit: usize) -> ApiResult<Vec<u8>> {
+pub(crate) async fn read_body(mut body: axum::body::Body, limit: usize) -> ApiResult<Vec<u8>> {
     use axum::body::HttpBody;
     let mut kept = Vec::new();
     let mut seen = 0usize;

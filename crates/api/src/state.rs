@@ -13,7 +13,14 @@ pub struct Limits {
     pub storage: StorageCaps,
     /// How long run history (stats, errors, logs) is kept, in ms.
     pub retention_ms: i64,
+    /// How long a request to a webhook that waits for a reply waits before its 504.
+    pub webhook_reply_timeout: std::time::Duration,
 }
+
+/// Largest webhook request body (Losant's limit: 256 KB).
+pub const WEBHOOK_MAX_BODY_BYTES: usize = 256 * 1024;
+/// Default wait for a webhook reply (Losant's: 60 s).
+pub const DEFAULT_WEBHOOK_REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Default retention of run history: 30 days.
 pub const DEFAULT_RETENTION_MS: i64 = 30 * 86_400_000;
@@ -34,6 +41,7 @@ impl Default for Limits {
                 max_bytes: DEFAULT_STORAGE_MAX_BYTES,
             },
             retention_ms: DEFAULT_RETENTION_MS,
+            webhook_reply_timeout: DEFAULT_WEBHOOK_REPLY_TIMEOUT,
         }
     }
 }

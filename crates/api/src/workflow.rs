@@ -82,7 +82,7 @@ mod tests {
         let (engine, _dir) = engine().await;
         let mut doc = json!({"triggers": [
             {"type": "virtualButton"}, {"type": "virtualButton", "key": "mine"},
-            {"type": "timer", "config": {"seconds": 60}}, {"type": "webhook"}
+            {"type": "timer", "config": {"seconds": 60}}, {"type": "flowError"}
         ]})
         .as_object()
         .cloned()
@@ -95,7 +95,14 @@ mod tests {
             .starts_with("aaaaaaaaaaaaaaaaaaaaaaaa-"));
         assert_eq!(t[1]["key"], "mine");
         assert_eq!(t[2]["key"].as_str().unwrap().len(), 32);
-        assert!(t[3].get("key").is_none());
+        assert_eq!(t[3]["key"].as_str().unwrap().len(), 32);
+        // A webhook's key is its webhook's id: never made up, and required.
+        let mut webhook = json!({"triggers": [{"type": "webhook"}]})
+            .as_object()
+            .cloned()
+            .unwrap();
+        assert!(prepare_graph(&mut webhook, "aaaaaaaaaaaaaaaaaaaaaaaa", &engine).is_err());
+        assert!(webhook["triggers"][0].get("key").is_none());
         assert_eq!(doc["nodes"], json!([]));
     }
 

@@ -28,6 +28,7 @@ pub struct FileSettings {
     pub log_ring: Option<usize>,
     pub retention_days: Option<u64>,
     pub trigger_rate_limit: Option<String>,
+    pub webhook_reply_timeout_secs: Option<u64>,
     pub function_workers: Option<usize>,
     pub function_time_limit_ms: Option<u64>,
     pub function_memory_mb: Option<usize>,
@@ -174,6 +175,15 @@ impl Settings {
                 max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),
                 storage,
                 retention_ms: retention.as_millis() as i64,
+                webhook_reply_timeout: match file.webhook_reply_timeout_secs {
+                    Some(0) => {
+                        return Err(ConfigError::Invalid(
+                            "webhook-reply-timeout-secs must be at least 1".into(),
+                        ))
+                    }
+                    Some(secs) => std::time::Duration::from_secs(secs),
+                    None => flowd_api::state::DEFAULT_WEBHOOK_REPLY_TIMEOUT,
+                },
             },
             engine,
             owner_token,

@@ -353,3 +353,90 @@ async fn timer_rollup_saves_and_runs_each_branch() {
         assert!(kept.get("alertCount-tank-7").is_none(), "{kept}");
     }
 }
+
+#[tokio::test]
+async fn webhook_function_replies_through_the_webhook() {
+    let (_, doc) = example("03-webhook-function.json");
+    let server = Server::start().await;
+    let app = server.create_application("examples").await;
+    let hook = server
+        .ok(
+            Method::POST,
+            &format!("/applications/{app}/webhooks"),
+            Some(&json!({"name": "readings", "waitForReply": true})),
+            201,
+            SchemaName::Webhook,
+        )
+        .await;
+    // The example's webhook trigger names its own webhook; ours has another id.
+    let mut body = post_body(&doc);
+    body["triggers"][0]["key"] = hook["id"].clone();
+    let flow = server.create_flow(&app, &body).await;
+    let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
+    let url = format!(
+        "{}/webhooks/{}",
+        server.base,
+        hook["token"].as_str().unwrap()
+    );
+    let client = reqwest::Client::new();
+
+    let answer = client
+        .post(&url)
+        .json(&json!({"sensorId": "s1", "readings": [1, 2, 3.5]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let summary: Value = answer.json().await.unwrap();
+    assert_eq!(summary["sensorId"], "s1");
+    assert_eq!(summary["count"], 3);
+    assert_eq!(summary["mean"], 2.17);
+    assert_eq!(summary["min"], 1);
+    assert_eq!(summary["max"], 3.5);
+    assert!(summary["receivedAt"].is_string(), "{summary}");
+    // The reply and the parallel debug branch: two completed paths.
+    let logs = logs_after(&server, &flow_path, 1).await;
+    assert_eq!(logs[0]["pathsCompleted"], 2, "{logs:?}");
+
+    let answer = client
+        .post(&url)
+        .json(&json!({"readings": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let refused: Value = answer.json().await.unwrap();
+    assert_eq!(refused["error"], "invalid body");
+    assert!(
+        !refused["details"].as_array().unwrap().is_empty(),
+        "{refused}"
+    );
+
+    // A halting error: the Workflow Error run gets the pending reply id and answers 500.
+    let mut nodes = body["nodes"].clone();
+    for node in nodes.as_array_mut().unwrap() {
+        if node["id"] == "summarise" {
+            node["config"]["script"] = json!("null.readings;");
+        }
+    }
+    server
+        .ok(
+            Method::PATCH,
+            &flow_path,
+            Some(&json!({"nodes": nodes})),
+            200,
+            SchemaName::Flow,
+        )
+        .await;
+    let answer = client
+        .post(&url)
+        .json(&json!({"sensorId": "s1", "readings": [1]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 500);
+    assert_eq!(
+        answer.json::<Value>().await.unwrap(),
+        json!({"error": "FunctionNodeTypeError", "node": "summarise"})
+    );
+}

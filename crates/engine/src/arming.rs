@@ -3,12 +3,13 @@
 //! listening for them. The bookkeeping lives in [`crate::triggers::hub`].
 
 use crate::compile::CompiledFlow;
-use crate::engine::{Engine, Inner, LoadError};
+use crate::engine::{Engine, Inner, LoadError, PressError};
 use crate::observer::RunFailure;
 use crate::queue::{QueueFull, VersionRef};
 use crate::triggers::flow_error::{Scope, MAX_ERRORED_PAYLOAD, OMITTED};
-use crate::triggers::hub::{Armed, Route};
+use crate::triggers::hub::{Armed, Route, Target};
 use crate::triggers::integration::IntegrationEvent;
+use crate::triggers::webhook::WebhookSettings;
 use crate::triggers::TriggerPlan;
 use flowd_store::{Column, ListQuery, SortDirection, StoreError};
 use serde_json::{json, Value};
@@ -120,6 +121,98 @@ impl Engine {
         self.inner.services.triggers.armed()
     }
 
+    /// A request reached a webhook: queues a run of every flow of its application listening to
+    /// it — in each flow's live version, or with `flow_version` (the request's `X-Flow-Version`
+    /// header: a version name, or `develop`) in that version of each flow that has it. Returns
+    /// how many runs were queued (0 when no flow listens).
+    pub async fn fire_webhook(
+        &self,
+        webhook: &WebhookSettings,
+        data: Value,
+        flow_version: Option<&str>,
+    ) -> Result<usize, PressError> {
+        self.allow_firing(&format!("webhook {}", webhook.webhook_id))?;
+        let hub = &self.inner.services.triggers;
+        let targets = match flow_version {
+            None => hub
+                .targets(&Route::Webhook(webhook.webhook_id.clone()))
+                .into_iter()
+                .filter(|t| t.application_id == webhook.application_id)
+                .collect(),
+            Some(name) => self.webhook_targets_in_version(webhook, name).await?,
+        };
+        for target in &targets {
+            let relay = Some((webhook.webhook_id.clone(), "public"));
+            hub.fire(target, data.clone(), relay, now_ms(), 0)
+                .map_err(|_| PressError::Busy)?;
+        }
+        Ok(targets.len())
+    }
+
+    /// The webhook triggers for `webhook` in version `name` of each enabled flow of its
+    /// application (a version named in a request need not be the live one).
+    async fn webhook_targets_in_version(
+        &self,
+        webhook: &WebhookSettings,
+        name: &str,
+    ) -> Result<Vec<Arc<Target>>, PressError> {
+        let store = &self.inner.store;
+        let internal = |e: StoreError| PressError::Internal(e.to_string());
+        let mut targets = Vec::new();
+        let flows = store
+            .list_flows(&webhook.application_id, &everything())
+            .await
+            .map_err(internal)?;
+        for flow in flows.items {
+            let Some(flow_id) = flow.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            if !flow.get("enabled").and_then(Value::as_bool).unwrap_or(true) {
+                continue;
+            }
+            let version = if name == "develop" {
+                VersionRef::Develop
+            } else {
+                match store.get_version(flow_id, name).await.map_err(internal)? {
+                    Some(doc) => VersionRef::Id(
+                        doc.get("id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                    ),
+                    None => continue,
+                }
+            };
+            let compiled = match self
+                .compiled(&webhook.application_id, flow_id, &version)
+                .await
+            {
+                Ok(Some(compiled)) if compiled.identity.enabled => compiled,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(flow = %flow_id, error = %e, "a webhook's named version cannot run");
+                    continue;
+                }
+            };
+            for (index, trigger) in compiled.triggers.iter().enumerate() {
+                if matches!(trigger.plan, Some(TriggerPlan::Webhook))
+                    && trigger.key.as_deref() == Some(webhook.webhook_id.as_str())
+                {
+                    targets.push(Arc::new(Target {
+                        application_id: webhook.application_id.clone(),
+                        flow_id: flow_id.to_owned(),
+                        version: version.clone(),
+                        trigger_index: index,
+                        trigger_type: trigger.type_name.clone(),
+                        trigger_key: webhook.webhook_id.clone(),
+                        plan: TriggerPlan::Webhook,
+                    }));
+                }
+            }
+        }
+        Ok(targets)
+    }
+
     /// An integration's event: runs every Integration trigger of its application's flows that
     /// listens for this kind of event.
     fn integration_event(
@@ -170,7 +263,7 @@ impl Engine {
             Some(_) => json!(OMITTED),
             None => Value::Null,
         };
-        let data = json!({
+        let mut data = json!({
             "errorInfo": {
                 "error": {"name": failure.error.name.as_str(), "message": failure.error.message},
                 "nodeId": failure.node_id,
@@ -178,6 +271,17 @@ impl Engine {
             },
             "erroredPayload": errored_payload,
         });
+        // A failed run that held a webhook request still waiting for its reply hands the
+        // reply over: the error handler can answer it.
+        let reply_id = failure
+            .payload
+            .as_ref()
+            .and_then(|p| p.pointer("/data/replyId"))
+            .and_then(Value::as_str)
+            .filter(|id| self.inner.services.replies.is_pending(id));
+        if let Some(reply_id) = reply_id {
+            data["replyId"] = json!(reply_id);
+        }
         for (_, target) in catchers {
             let relay = Some((identity.flow_id.clone(), "flow"));
             if hub

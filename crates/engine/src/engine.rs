@@ -217,6 +217,11 @@ impl Engine {
         Engine { inner }
     }
 
+    /// Webhook requests waiting for a reply.
+    pub fn replies(&self) -> &crate::replies::Replies {
+        &self.inner.services.replies
+    }
+
     /// The live integrations; the API reports changes to them here.
     pub fn integrations(&self) -> &crate::integrations::Integrations {
         &self.inner.services.integrations

@@ -20,6 +20,7 @@ pub mod observer;
 pub mod path;
 pub mod queue;
 pub mod rate_limit;
+pub mod replies;
 pub mod run;
 pub mod services;
 pub mod storage;

@@ -100,6 +100,8 @@ pub struct Services {
     pub webhooks: crate::triggers::webhook::Webhooks,
     /// The armed triggers and where events go.
     pub triggers: crate::triggers::hub::TriggerHub,
+    /// Webhook requests waiting for a Webhook Reply node.
+    pub replies: crate::replies::Replies,
 }
 
 impl Services {
@@ -123,6 +125,7 @@ impl Services {
             integrations: crate::integrations::Integrations::new(),
             webhooks: crate::triggers::webhook::Webhooks::new(),
             triggers: crate::triggers::hub::TriggerHub::new(),
+            replies: crate::replies::Replies::new(),
         }
     }
 }

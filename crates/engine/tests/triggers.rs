@@ -553,3 +553,89 @@ async fn redis_channel_messages_start_runs_through_one_shared_subscription() {
         .await;
     assert_eq!(world.engine.armed().listeners, 0);
 }
+
+/// A Mosquitto of this test's own on a free port (the shared one must stay up for others).
+struct PrivateBroker {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PrivateBroker {
+    fn start(port: u16) -> PrivateBroker {
+        let child = std::process::Command::new("mosquitto")
+            .args(["-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mosquitto starts");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PrivateBroker { child, port }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integration_reconnects_after_its_broker_returns() {
+    let world = World::new().await;
+    let port = PrivateBroker::free_port();
+    let broker = PrivateBroker::start(port);
+    let integration = flowd_model::id::new_id();
+    world
+        .save(
+            "watcher",
+            true,
+            json!([{"type": "integration", "key": integration,
+                    "config": {"message": false, "connect": true, "disconnect": true, "failure": false},
+                    "outputIds": [["d"]]}]),
+            json!([debug_node("d")]),
+        )
+        .await;
+    world.engine.integrations().apply(&json!({
+        "id": integration, "applicationId": world.app, "name": "private", "integrationType": "mqtt",
+        "mqttConfig": {"host": "127.0.0.1", "port": broker.port, "protocol": "mqtt"},
+    }));
+    let kinds = |world: &World| -> Vec<String> {
+        world
+            .payloads("watcher")
+            .iter()
+            .map(|(p, _)| p["data"]["type"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    world.wait_for("watcher", 1, Duration::from_secs(10)).await;
+    assert_eq!(kinds(&world), ["connect"]);
+
+    // The broker goes away: a disconnect run, and the status says when it tries again.
+    drop(broker);
+    world.wait_for("watcher", 2, Duration::from_secs(10)).await;
+    assert_eq!(kinds(&world), ["connect", "disconnect"]);
+    let status = world.engine.integrations().status(&integration);
+    assert!(status["nextAttempt"].is_number(), "{status}");
+    assert!(status["disconnectInfo"]["error"].is_string(), "{status}");
+
+    // It comes back: the backoff (1 s, then 2 s, …) finds it and connects again.
+    let _broker = PrivateBroker::start(port);
+    world.wait_for("watcher", 3, Duration::from_secs(15)).await;
+    assert_eq!(kinds(&world), ["connect", "disconnect", "connect"]);
+    world.engine.integrations().stop_all();
+}

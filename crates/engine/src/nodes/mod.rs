@@ -85,6 +85,7 @@ pub const REGISTRY: &[NodeType] = &[
     node!("ThrowErrorNode", debug::throw_error),
     node!("TimeRangeNode", logic::time_range),
     node!("ValidatePayloadNode", logic::validate_payload),
+    node!("WebhookReplyNode", output::webhook_reply),
     node!("WorkflowTriggerNode", output::workflow_trigger),
 ];
 

@@ -142,6 +142,7 @@ impl TriggerHub {
                     target,
                 )),
                 TriggerPlan::Integration(_) => routed.push((Route::Integration(key), target)),
+                TriggerPlan::Webhook => routed.push((Route::Webhook(key), target)),
                 TriggerPlan::Redis(channel) => routed.push((Route::Redis(channel.clone()), target)),
             }
         }

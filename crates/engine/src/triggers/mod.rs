@@ -22,6 +22,8 @@ pub enum TriggerPlan {
     /// Pressed through the API or by a Workflow Trigger node.
     Press,
     Timer(timer::Schedule),
+    /// A request to a webhook (`key` = the webhook id).
+    Webhook,
     FlowError(flow_error::Scope),
     Integration(integration::Events),
     Redis(redis::Channel),
@@ -78,6 +80,11 @@ pub const REGISTRY: &[TriggerType] = &[
         name: "timer",
         config_fields: crate::node::config_fields::<timer::Config>,
         compile: |spec| timer::compile(spec).map(TriggerPlan::Timer),
+    },
+    TriggerType {
+        name: "webhook",
+        config_fields: crate::node::config_fields::<webhook::Config>,
+        compile: |spec| webhook::compile(spec).map(|()| TriggerPlan::Webhook),
     },
     TriggerType {
         name: "flowError",

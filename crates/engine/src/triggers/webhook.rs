@@ -1,9 +1,10 @@
-//! Webhooks: an application's public URLs that trigger its workflows.
+//! Webhooks: an application's public URLs that trigger its workflows, and the `webhook`
+//! trigger (`key` = the webhook's id, `config: {}`) that listens to one.
 //!
 //! A webhook is a resource of its application (`/applications/{id}/webhooks`). Each has a
 //! `token`, a random URL-safe secret set by the server when the webhook is created and never
 //! changed, that names its public URL (`/webhooks/{token}`). [`Webhooks`] is the engine's
-//! registry of them, by token, for the route that receives those requests (not served yet): it
+//! registry of them, by token, for the route that receives those requests: it
 //! answers "which webhook, of which application, and how does it answer" without reading the
 //! store. The API reports every create, change and delete ([`Webhooks::apply`],
 //! [`Webhooks::remove`], [`Webhooks::remove_application`]); at start [`load`] fills it from the
@@ -37,6 +38,11 @@ pub struct WebhookSettings {
     /// `(username, password)` the request must present with HTTP Basic authentication; set when
     /// the webhook has both a `basicAuthUsername` and a `basicAuthPassword`.
     pub basic_auth: Option<(String, String)>,
+    /// How uploaded files (and other binary bodies) appear in `data.body`: `utf8` (default),
+    /// `base64`, `hex`, `binary` (one character per byte) or `array` (of byte values).
+    pub cast_buffers_as: String,
+    /// Multipart files become `{filename, contentType, data}` rather than their data alone.
+    pub annotate_multipart: bool,
 }
 
 // By hand, so that the password is never printed (logs, test failures).
@@ -94,6 +100,11 @@ impl WebhookSettings {
             wait_for_reply: flag(doc, "waitForReply", false),
             response_code,
             basic_auth,
+            cast_buffers_as: match text(doc, "castBuffersAs") {
+                "" => "utf8".to_owned(),
+                cast => cast.to_owned(),
+            },
+            annotate_multipart: flag(doc, "annotateMultipart", false),
         };
         Ok((token.to_owned(), settings))
     }
@@ -229,6 +240,21 @@ pub async fn load(store: &dyn Store, webhooks: &Webhooks) -> Result<(), StoreErr
     Ok(())
 }
 
+/// The `webhook` trigger: `key` names the webhook (its id); the config is empty.
+#[derive(serde::Deserialize)]
+pub(crate) struct Config {}
+
+pub fn compile(spec: &crate::triggers::TriggerSpec<'_>) -> Result<(), crate::error::CompileError> {
+    let _: Config = spec.config()?;
+    let key = spec.key.unwrap_or_default();
+    if !flowd_model::id::is_id(key) {
+        return Err(spec.error(format!(
+            "key must be the id of a webhook of the application, not \"{key}\""
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +337,8 @@ mod tests {
                 wait_for_reply: false,
                 response_code: 200,
                 basic_auth: None,
+                cast_buffers_as: "utf8".into(),
+                annotate_multipart: false,
             }
         );
 
