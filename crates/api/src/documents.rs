@@ -104,18 +104,6 @@ pub mod href {
     pub fn version(app: &str, flow: &str, version: &str) -> String {
         format!("/applications/{app}/flows/{flow}/versions/{version}")
     }
-    pub fn integrations(app: &str) -> String {
-        format!("/applications/{app}/integrations")
-    }
-    pub fn integration(app: &str, integration: &str) -> String {
-        format!("/applications/{app}/integrations/{integration}")
-    }
-    pub fn webhooks(app: &str) -> String {
-        format!("/applications/{app}/webhooks")
-    }
-    pub fn webhook(app: &str, webhook: &str) -> String {
-        format!("/applications/{app}/webhooks/{webhook}")
-    }
 }
 
 #[cfg(test)]

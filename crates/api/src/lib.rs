@@ -13,6 +13,7 @@
 //! * [`runs`] — run history (errors, logs, stats) shared by flows and flow versions.
 //! * [`list`], [`hal`], [`documents`], [`workflow`] — pieces shared by several resources.
 
+pub mod app_resource;
 pub mod auth;
 pub mod bootstrap;
 pub mod catalog;

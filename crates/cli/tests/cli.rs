@@ -245,17 +245,7 @@ async fn settings_come_from_the_environment_and_logs_can_be_json() {
 
 #[tokio::test]
 async fn a_config_file_sets_limits() {
-    let temp = tempfile::tempdir().unwrap();
-    let config = temp.path().join("flowd.toml");
-    std::fs::write(&config, "storage-max-keys = 2\nmax-body-bytes = 2048\n").unwrap();
-    let data = temp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let server = Server::start_with(
-        &data,
-        Some(OWNER_TOKEN),
-        &["--config", config.to_str().unwrap()],
-    )
-    .await;
+    let server = Server::start_with_config("storage-max-keys = 2\nmax-body-bytes = 2048\n").await;
     let app = server.create_application("limits").await;
     let flow = server.create_flow(&app, &button_flow("f")).await;
     let storage = format!(

@@ -103,15 +103,7 @@ async fn tank_alert_through_the_api() {
         )
         .await;
     }
-    let storage = server
-        .ok(
-            Method::GET,
-            &format!("{flow_path}/storage"),
-            None,
-            200,
-            SchemaName::FlowStorageEntries,
-        )
-        .await;
+    let storage = server.storage(&flow_path).await;
     assert_eq!(storage["alertCount-tank-7"], 1);
     let alert = &storage["lastAlert-tank-7"];
     assert_eq!(alert["tankId"], "tank-7");
@@ -202,15 +194,7 @@ async fn failing_on_purpose_records_each_error() {
         .count();
     assert_eq!(failed, 3, "{logs:?}");
     // The Workflow Error runs stored the last error and counted all three.
-    let storage = server
-        .ok(
-            Method::GET,
-            &format!("{flow_path}/storage"),
-            None,
-            200,
-            SchemaName::FlowStorageEntries,
-        )
-        .await;
+    let storage = server.storage(&flow_path).await;
     assert_eq!(storage["errorCount"], 3, "{storage}");
     assert!(
         storage["lastError"]["error"]["name"].is_string(),

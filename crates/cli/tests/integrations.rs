@@ -471,15 +471,7 @@ async fn mosquitto_pub_starts_a_run_through_an_integration_trigger() {
             .expect("mosquitto_pub runs");
         assert!(published.success());
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let storage = server
-            .ok(
-                Method::GET,
-                &format!("{flow_path}/storage"),
-                None,
-                200,
-                SchemaName::FlowStorageEntries,
-            )
-            .await;
+        let storage = server.storage(&flow_path).await;
         if storage.get("last").is_some() {
             break storage["last"].clone();
         }

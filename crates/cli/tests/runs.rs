@@ -90,15 +90,7 @@ async fn presses_run_the_flow_and_history_reports_them() {
     assert_eq!(status, 200);
     let logs = wait_for_runs(&server, &flow_path, 5).await;
 
-    let storage = server
-        .ok(
-            Method::GET,
-            &format!("{flow_path}/storage"),
-            None,
-            200,
-            SchemaName::FlowStorageEntries,
-        )
-        .await;
+    let storage = server.storage(&flow_path).await;
     assert_eq!(storage["presses"], json!(16), "3 × 2 + 10");
     assert!(storage["last"] == json!({"step": 2}) || storage["last"] == json!({"step": 10}));
 
@@ -266,15 +258,7 @@ async fn presses_follow_versions_and_refuse_what_cannot_run() {
         200
     );
     wait_for_runs(&server, &flow_path, 3).await;
-    let storage = server
-        .ok(
-            Method::GET,
-            &format!("{flow_path}/storage"),
-            None,
-            200,
-            SchemaName::FlowStorageEntries,
-        )
-        .await;
+    let storage = server.storage(&flow_path).await;
     assert_eq!(
         (storage["v1-presses"].clone(), storage["presses"].clone()),
         (json!(4), json!(2))
@@ -470,15 +454,7 @@ async fn runaway_scripts_fail_their_run_only() {
     }
     let deadline = Instant::now() + Duration::from_secs(4);
     loop {
-        let storage = server
-            .ok(
-                Method::GET,
-                &format!("{flow_path}/storage"),
-                None,
-                200,
-                SchemaName::FlowStorageEntries,
-            )
-            .await;
+        let storage = server.storage(&flow_path).await;
         if storage["ok"] == 20 {
             break;
         }
@@ -619,19 +595,8 @@ async fn debug_output_streams_live_and_history_survives_shutdown() {
 
 #[tokio::test]
 async fn a_full_run_queue_answers_429() {
-    let temp = tempfile::tempdir().unwrap();
-    let config = temp.path().join("flowd.toml");
-    std::fs::write(
-        &config,
+    let server = Server::start_with_config(
         "workers = 1\nqueue-capacity = 1\nfunction-time-limit-ms = 1500\n",
-    )
-    .unwrap();
-    let data = temp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let server = Server::start_with(
-        &data,
-        Some(OWNER_TOKEN),
-        &["--config", config.to_str().unwrap()],
     )
     .await;
     let app = server.create_application("queue").await;
@@ -672,17 +637,7 @@ async fn a_full_run_queue_answers_429() {
 
 #[tokio::test]
 async fn a_configured_rate_limit_refuses_presses_past_it() {
-    let temp = tempfile::tempdir().unwrap();
-    let config = temp.path().join("flowd.toml");
-    std::fs::write(&config, "trigger-rate-limit = \"3/60\"\n").unwrap();
-    let data = temp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let server = Server::start_with(
-        &data,
-        Some(OWNER_TOKEN),
-        &["--config", config.to_str().unwrap()],
-    )
-    .await;
+    let server = Server::start_with_config("trigger-rate-limit = \"3/60\"\n").await;
     let app = server.create_application("limited").await;
     let body = json!({
         "name": "two buttons",
@@ -707,6 +662,8 @@ async fn a_configured_rate_limit_refuses_presses_past_it() {
     wait_for_runs(&server, &flow_path, 4).await;
 
     // A limit that cannot be read stops the server at start, naming the key.
+    let temp = tempfile::tempdir().unwrap();
+    let config = temp.path().join("flowd.toml");
     std::fs::write(&config, "trigger-rate-limit = \"lots\"\n").unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_flowd"))
         .args([
@@ -717,7 +674,7 @@ async fn a_configured_rate_limit_refuses_presses_past_it() {
             config.to_str().unwrap(),
             "--data-dir",
         ])
-        .arg(&data)
+        .arg(temp.path())
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -49,15 +49,7 @@ fn recorder(hook: &Hook) -> Value {
 async fn stored(server: &Server, flow_path: &str, key: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let storage = server
-            .ok(
-                Method::GET,
-                &format!("{flow_path}/storage"),
-                None,
-                200,
-                SchemaName::FlowStorageEntries,
-            )
-            .await;
+        let storage = server.storage(flow_path).await;
         if let Some(value) = storage.get(key) {
             return value.clone();
         }
@@ -216,17 +208,7 @@ fn replier(hook: &Hook, tag: &str) -> Value {
 
 #[tokio::test]
 async fn waiting_webhooks_answer_with_the_reply_or_a_504() {
-    let temp = tempfile::tempdir().unwrap();
-    let config = temp.path().join("flowd.toml");
-    std::fs::write(&config, "webhook-reply-timeout-secs = 1\n").unwrap();
-    let data = temp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let server = Server::start_with(
-        &data,
-        Some(OWNER_TOKEN),
-        &["--config", config.to_str().unwrap()],
-    )
-    .await;
+    let server = Server::start_with_config("webhook-reply-timeout-secs = 1\n").await;
     let app = server.create_application("replies").await;
     let hook = webhook(&server, &app, json!({"name": "ask", "waitForReply": true})).await;
     let client = reqwest::Client::new();
@@ -329,17 +311,7 @@ async fn x_flow_version_picks_the_version_that_runs() {
 
 #[tokio::test]
 async fn access_is_checked_and_limits_apply() {
-    let temp = tempfile::tempdir().unwrap();
-    let config = temp.path().join("flowd.toml");
-    std::fs::write(&config, "trigger-rate-limit = \"3/60\"\n").unwrap();
-    let data = temp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let server = Server::start_with(
-        &data,
-        Some(OWNER_TOKEN),
-        &["--config", config.to_str().unwrap()],
-    )
-    .await;
+    let server = Server::start_with_config("trigger-rate-limit = \"3/60\"\n").await;
     let app = server.create_application("guarded").await;
     let hook = webhook(
         &server,

@@ -2,25 +2,20 @@
 //! trigger an application's workflows.
 //!
 //! The server sets `token`, the secret that will name a webhook's public URL
-//! (`/webhooks/{token}`, not served yet): 32 random bytes, base64url without padding (43
+//! (`/webhooks/{token}`, served by [`crate::webhook_requests`]): 32 random bytes, base64url without padding (43
 //! characters), made once at creation and never changed. A new webhook gets Losant's defaults:
 //! `responseCode` 200, `verificationType` `none`, `waitForReply` false, `isWebsocket` false,
 //! `enabled` true. What flowd cannot honour yet (other verification types, WebSocket webhooks, a
 //! 1xx response code, basic authentication with only one of username and password) is refused
 //! with 400 naming the field ([`flowd_engine::triggers::webhook::Webhooks::check`]).
 
-use crate::auth::Principal;
-use crate::documents::{href, into_object, stamp_created};
+use crate::app_resource::{collection_routes, Actions, AppResource};
 use crate::error::{ApiError, ApiResult};
-use crate::hal::decorate;
 use crate::list::ListSpec;
-use crate::request::{JsonBody, Params, PathParams};
-use crate::resources::application;
+use crate::request::Params;
 use crate::state::AppState;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
+use flowd_engine::engine::Engine;
 use flowd_engine::triggers::webhook::{Webhooks, DEFAULT_RESPONSE_CODE};
 use flowd_model::schema::SchemaName;
 use flowd_model::scope::Action;
@@ -28,22 +23,8 @@ use flowd_store::{Column, ResourceKind};
 use serde_json::{json, Map, Value};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/applications/{applicationId}/webhooks",
-        get(list).post(create),
-    )
+    collection_routes::<WebhookResource>()
 }
-
-const LIST: ListSpec = ListSpec {
-    sort_fields: &[
-        ("name", Column::Name),
-        ("id", Column::Id),
-        ("creationDate", Column::CreationDate),
-        ("lastUpdated", Column::LastUpdated),
-    ],
-    default_sort: "name",
-    filter_fields: &[("name", Column::Name)],
-};
 
 /// Random bytes in a webhook token: 256 bits, as unguessable as a URL needs to be.
 const TOKEN_BYTES: usize = 32;
@@ -57,87 +38,67 @@ fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// A webhook document as a response.
-pub fn present(doc: Value, links: bool) -> Value {
-    let id = crate::documents::text(&doc, "id");
-    let app = crate::documents::text(&doc, "applicationId");
-    decorate(
-        doc,
-        "webhook",
-        &[
-            ("self", href::webhook(&app, &id)),
-            ("application", href::application(&app)),
-            ("webhooks", href::webhooks(&app)),
+pub struct WebhookResource;
+
+impl AppResource for WebhookResource {
+    const KIND: ResourceKind = ResourceKind::Webhook;
+    const COLLECTION: &'static str = "webhooks";
+    const TYPE: &'static str = "webhook";
+    const ID_FIELD: &'static str = "webhookId";
+    const LABEL: &'static str = "Webhook";
+    const ACTIONS: Actions = Actions {
+        list: Action::WebhooksGet,
+        post: Action::WebhooksPost,
+        get: Action::WebhookGet,
+        patch: Action::WebhookPatch,
+        delete: Action::WebhookDelete,
+    };
+    const POST_SCHEMA: SchemaName = SchemaName::WebhookPost;
+    const PATCH_SCHEMA: SchemaName = SchemaName::WebhookPatch;
+    const LIST: ListSpec = ListSpec {
+        sort_fields: &[
+            ("name", Column::Name),
+            ("id", Column::Id),
+            ("creationDate", Column::CreationDate),
+            ("lastUpdated", Column::LastUpdated),
         ],
-        links,
-    )
-}
+        default_sort: "name",
+        filter_fields: &[("name", Column::Name)],
+    };
 
-/// Checks a document about to be saved: what the schema allows but flowd cannot honour.
-pub fn check(doc: &Map<String, Value>) -> ApiResult<()> {
-    Webhooks::check(&Value::Object(doc.clone())).map_err(ApiError::validation)
-}
+    fn fill_new(doc: &mut Map<String, Value>) {
+        doc.insert("token".into(), json!(new_token()));
+        doc.entry("responseCode")
+            .or_insert(json!(DEFAULT_RESPONSE_CODE));
+        doc.entry("verificationType").or_insert(json!("none"));
+        doc.entry("waitForReply").or_insert(json!(false));
+        doc.entry("isWebsocket").or_insert(json!(false));
+        doc.entry("enabled").or_insert(json!(true));
+    }
 
-async fn list(
-    State(state): State<AppState>,
-    who: Principal,
-    params: Params,
-    PathParams(application_id): PathParams<String>,
-) -> ApiResult<Json<Value>> {
-    who.require(Action::WebhooksGet, Some(&application_id))?;
-    application::load(&state, &application_id).await?;
-    let list = LIST.parse(&params)?;
-    let page = state
-        .store
-        .list_resources(ResourceKind::Webhook, &application_id, &list.query)
-        .await?;
-    let items = page
-        .items
-        .iter()
-        .cloned()
-        .map(|d| present(d, params.links()))
-        .collect();
-    let mut body = list.envelope(page, items);
-    body["applicationId"] = json!(application_id);
-    Ok(Json(decorate(
-        body,
-        "webhooks",
-        &[
-            ("self", href::webhooks(&application_id)),
-            ("application", href::application(&application_id)),
-        ],
-        params.links(),
-    )))
-}
+    fn check(doc: &Value) -> Result<(), String> {
+        Webhooks::check(doc)
+    }
 
-async fn create(
-    State(state): State<AppState>,
-    who: Principal,
-    params: Params,
-    PathParams(application_id): PathParams<String>,
-    body: JsonBody,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    who.require(Action::WebhooksPost, Some(&application_id))?;
-    application::load(&state, &application_id).await?;
-    let mut doc = into_object(body.validated(SchemaName::WebhookPost)?)?;
-    let id = flowd_model::id::new_id();
-    stamp_created(&mut doc, &id, "webhookId", &who);
-    doc.insert("applicationId".into(), json!(application_id));
-    doc.insert("token".into(), json!(new_token()));
-    doc.entry("responseCode")
-        .or_insert(json!(DEFAULT_RESPONSE_CODE));
-    doc.entry("verificationType").or_insert(json!("none"));
-    doc.entry("waitForReply").or_insert(json!(false));
-    doc.entry("isWebsocket").or_insert(json!(false));
-    doc.entry("enabled").or_insert(json!(true));
-    check(&doc)?;
-    let doc = Value::Object(doc);
-    state
-        .store
-        .insert_resource(ResourceKind::Webhook, &doc)
-        .await?;
-    state.engine.webhooks().apply(&doc);
-    Ok((StatusCode::CREATED, Json(present(doc, params.links()))))
+    fn applied(engine: &Engine, doc: &Value) {
+        engine.webhooks().apply(doc);
+    }
+
+    fn removed(engine: &Engine, id: &str) {
+        engine.webhooks().remove(id);
+    }
+
+    /// `includeWorkflows=true` (also delete the workflows that use the webhook) is refused:
+    /// flowd does not do it yet, and answering 200 while those workflows stay would mislead.
+    fn check_delete(params: &Params) -> ApiResult<()> {
+        if params.bool("includeWorkflows", false)? {
+            return Err(ApiError::validation(
+                "includeWorkflows: deleting the workflows that use a webhook along with it is not \
+                 supported by flowd yet; delete those workflows first",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,19 @@ impl Server {
         server
     }
 
+    /// A server on a fresh data dir, with a known owner token and `toml` as its config file.
+    pub async fn start_with_config(toml: &str) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let config = temp.path().join("flowd.toml");
+        std::fs::write(&config, toml).expect("config written");
+        let data = temp.path().join("data");
+        std::fs::create_dir_all(&data).expect("data dir");
+        let config = config.to_str().expect("utf-8 path").to_owned();
+        let mut server = Server::start_with(&data, Some(OWNER_TOKEN), &["--config", &config]).await;
+        server._temp = Some(temp);
+        server
+    }
+
     /// A server on `dir`, optionally with `FLOWD_OWNER_TOKEN` set.
     pub async fn start_in(dir: &Path, owner_token: Option<&str>) -> Server {
         Server::start_with(dir, owner_token, &[]).await
@@ -161,6 +174,18 @@ impl Server {
         );
         assert_schema(schema, &value);
         value
+    }
+
+    /// A flow's storage entries (`GET …/storage`), as the owner, schema-checked.
+    pub async fn storage(&self, flow_path: &str) -> Value {
+        self.ok(
+            Method::GET,
+            &format!("{flow_path}/storage"),
+            None,
+            200,
+            SchemaName::FlowStorageEntries,
+        )
+        .await
     }
 
     pub async fn create_application(&self, name: &str) -> String {
