@@ -3,7 +3,7 @@
 //! listening for them. The bookkeeping lives in [`crate::triggers::hub`].
 
 use crate::compile::CompiledFlow;
-use crate::engine::{Engine, Inner, LoadError, PressError};
+use crate::engine::{Engine, Inner, PressError};
 use crate::observer::RunFailure;
 use crate::queue::{QueueFull, VersionRef};
 use crate::triggers::flow_error::{Scope, MAX_ERRORED_PAYLOAD, OMITTED};
@@ -59,12 +59,16 @@ impl Engine {
     /// Arms the triggers of a flow's live version — its default version, else develop — when
     /// the flow and that version are enabled; otherwise disarms them.
     pub async fn rearm(&self, application_id: &str, flow_id: &str) {
+        self.rearm_with(application_id, flow_id, None).await
+    }
+
+    /// [`Engine::rearm`], given the flow's document when the caller has just read it.
+    async fn rearm_with(&self, application_id: &str, flow_id: &str, flow: Option<Value>) {
         let hub = &self.inner.services.triggers;
         // One at a time, so that the last change of a flow is the one that stays armed.
         let _in_order = hub.lifecycle.lock().await;
-        match self.live_version(application_id, flow_id).await {
-            Ok(Some((compiled, version))) => hub.arm(&compiled, version),
-            Ok(None) => hub.disarm(flow_id),
+        match self.live_targets(application_id, flow_id, flow).await {
+            Ok(targets) => hub.arm(flow_id, targets),
             Err(e) => {
                 tracing::error!(flow = %flow_id, error = %e, "cannot arm the flow's triggers");
                 hub.disarm(flow_id);
@@ -72,32 +76,75 @@ impl Engine {
         }
     }
 
-    async fn live_version(
+    /// The triggers to arm for a flow: those flowd fires (other than buttons) in its live
+    /// version, when the flow and that version are enabled. Only the triggers are compiled; the
+    /// nodes are compiled when a run needs them.
+    async fn live_targets(
         &self,
         application_id: &str,
         flow_id: &str,
-    ) -> Result<Option<(Arc<CompiledFlow>, VersionRef)>, LoadError> {
-        let Some(flow) = self
-            .inner
-            .store
-            .get_flow(application_id, flow_id)
-            .await
-            .map_err(|e| LoadError::Store(e.to_string()))?
-        else {
-            return Ok(None);
+        flow: Option<Value>,
+    ) -> Result<Vec<Target>, StoreError> {
+        let store = &self.inner.store;
+        let flow = match flow {
+            Some(flow) => flow,
+            None => match store.get_flow(application_id, flow_id).await? {
+                Some(flow) => flow,
+                None => return Ok(Vec::new()),
+            },
         };
         if !flow.get("enabled").and_then(Value::as_bool).unwrap_or(true) {
-            return Ok(None);
+            return Ok(Vec::new());
         }
-        let version = match flow.get("defaultVersionId").and_then(Value::as_str) {
-            Some(id) => VersionRef::Id(id.to_owned()),
-            None => VersionRef::Develop,
+        let (version, graph) = match flow.get("defaultVersionId").and_then(Value::as_str) {
+            Some(id) => match store.get_version(flow_id, id).await? {
+                Some(doc) => (VersionRef::Id(id.to_owned()), doc),
+                None => return Ok(Vec::new()),
+            },
+            None => (VersionRef::Develop, flow),
         };
-        Ok(self
-            .compiled(application_id, flow_id, &version)
-            .await?
-            .filter(|compiled| compiled.identity.enabled)
-            .map(|compiled| (compiled, version)))
+        if !graph
+            .get("enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(true)
+        {
+            return Ok(Vec::new());
+        }
+        let triggers = graph.get("triggers").and_then(Value::as_array);
+        let mut targets = Vec::new();
+        for (index, trigger) in triggers.into_iter().flatten().enumerate() {
+            let type_name = trigger
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let key = trigger.get("key").and_then(Value::as_str);
+            let spec = crate::triggers::TriggerSpec {
+                index,
+                type_name,
+                key,
+                config: trigger.get("config").unwrap_or(&Value::Null),
+                meta: trigger.get("meta").unwrap_or(&Value::Null),
+            };
+            let plan = match crate::triggers::compile(&spec) {
+                Ok(Some(TriggerPlan::Press)) | Ok(None) => continue,
+                Ok(Some(plan)) => plan,
+                Err(e) => {
+                    // Checked when saved; a stored trigger that no longer compiles is skipped.
+                    tracing::warn!(flow = %flow_id, error = %e, "trigger not armed");
+                    continue;
+                }
+            };
+            targets.push(Target {
+                application_id: application_id.to_owned(),
+                flow_id: flow_id.to_owned(),
+                version: version.clone(),
+                trigger_index: index,
+                trigger_type: type_name.to_owned(),
+                trigger_key: key.unwrap_or_default().to_owned(),
+                plan,
+            });
+        }
+        Ok(targets)
     }
 
     /// Arms every flow's triggers; called once at start, before requests are served.
@@ -108,8 +155,8 @@ impl Engine {
                 continue;
             };
             for flow in store.list_flows(application_id, &everything()).await?.items {
-                if let Some(flow_id) = flow.get("id").and_then(Value::as_str) {
-                    self.rearm(application_id, flow_id).await;
+                if let Some(flow_id) = flow.get("id").and_then(Value::as_str).map(str::to_owned) {
+                    self.rearm_with(application_id, &flow_id, Some(flow)).await;
                 }
             }
         }

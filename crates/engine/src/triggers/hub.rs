@@ -14,7 +14,6 @@
 //!
 //! Firing makes a [`RunJob`] for the run queue, exactly as a button press does.
 
-use crate::compile::CompiledFlow;
 use crate::queue::{QueueFull, RunJob, VersionRef};
 use crate::triggers::{redis, timer, TriggerPlan};
 use serde_json::Value;
@@ -107,25 +106,16 @@ impl TriggerHub {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Arms the triggers of `flow` (compiled in its live `version`), replacing what the flow had
-    /// armed before.
-    pub fn arm(&self, flow: &CompiledFlow, version: VersionRef) {
-        let flow_id = flow.identity.flow_id.clone();
+    /// Arms `targets`, the triggers of one flow's live version, replacing what the flow had
+    /// armed before (an empty list disarms it).
+    pub fn arm(&self, flow_id: &str, targets: Vec<Target>) {
+        let flow_id = flow_id.to_owned();
         let mut armed = ArmedFlow::default();
         let mut routed: Vec<(Route, Arc<Target>)> = Vec::new();
-        for (index, trigger) in flow.triggers.iter().enumerate() {
-            let Some(plan) = &trigger.plan else { continue };
-            let target = Arc::new(Target {
-                application_id: flow.identity.application_id.clone(),
-                flow_id: flow_id.clone(),
-                version: version.clone(),
-                trigger_index: index,
-                trigger_type: trigger.type_name.clone(),
-                trigger_key: trigger.key.clone().unwrap_or_default(),
-                plan: plan.clone(),
-            });
+        for target in targets {
+            let target = Arc::new(target);
             let key = target.trigger_key.clone();
-            match plan {
+            match &target.plan {
                 TriggerPlan::Press => {}
                 TriggerPlan::Timer(schedule) => {
                     if let Some(submit) = self.submit.get() {
@@ -137,13 +127,16 @@ impl TriggerHub {
                         armed.timers.push(TaskGuard(task.abort_handle()));
                     }
                 }
-                TriggerPlan::FlowError(_) => routed.push((
-                    Route::FlowErrors(flow.identity.application_id.clone()),
-                    target,
-                )),
+                TriggerPlan::FlowError(_) => {
+                    let route = Route::FlowErrors(target.application_id.clone());
+                    routed.push((route, target))
+                }
                 TriggerPlan::Integration(_) => routed.push((Route::Integration(key), target)),
                 TriggerPlan::Webhook => routed.push((Route::Webhook(key), target)),
-                TriggerPlan::Redis(channel) => routed.push((Route::Redis(channel.clone()), target)),
+                TriggerPlan::Redis(channel) => {
+                    let route = Route::Redis(channel.clone());
+                    routed.push((route, target))
+                }
             }
         }
         let mut state = self.lock();
