@@ -219,34 +219,46 @@ reqreply_node_red() {
     stop_pid "$pid" >/dev/null
 }
 
-# ================================================================================================
-# PLACEHOLDER — flowd's side of the request/reply benchmark, for the engineer building the webhook
-# receiving route (/webhooks/{token}, waitForReply, WebhookReplyNode). Until it is filled in, it
-# records nothing and the summary shows "to come" in flowd's column.
-#
-# What it should do, mirroring reqreply_node_red (same pinning, same wrk command and post.lua):
-#   local data=$WORK/reqreply; mkdir -p "$data"; flowd_start "$data"
-#   record reqreply flowd idle_rss_mb "$(rss_mb "$FLOWD_PID")"
-#   app=$(new_app reqreply)
-#   create a webhook with waitForReply true (POST $FLOWD_URL/applications/$app/webhooks) and read
-#     its token;
-#   create the flow  webhook trigger (that webhook) → MutateNode (count + 1, tag) →
-#     StoreValueNode (set "last" from working) → StoreValueNode (incr "n") → WebhookReplyNode
-#     (200, the mutated payload as JSON) — the analogue of the Node-RED anchor flow;
-#   url=$FLOWD_URL/webhooks/$token   (post.lua sends {"key":"abc","payload":{"count":1}})
-#   warm_up "$BENCH/post.lua" "$url"
-#   for c in $CONNECTIONS; do
-#       load_window reqreply flowd "c$c" "$c" "$DURATION" "$BENCH/post.lua" "$url" \
-#           "$FLOWD_PID" counter "$FLOWD_URL/applications/$app/flows/$flow"
-#   done
-#   flowd_stop
-# load_window records reqreply.flowd.c<C>.{accepted_rps,completed_rps,p50_ms,p99_ms,cpu_pct,…}
-# and checks the incr counter against the 2xx answers; the summary then fills flowd's column
-# and the ratios (flowd / Node-RED, flowd / ceiling) by itself.
-# ================================================================================================
+# flowd's side: a webhook that waits for its reply → Mutate → StoreValue (set) → StoreValue
+# (incr) → Webhook Reply, the analogue of the Node-RED anchor flow (http in → change → function
+# flow.set → http response), loaded with the same wrk command and body.
+reqreply_flow_json() {
+    cat <<JSON
+{"name": "reqreply-bench",
+ "triggers": [{"type": "webhook", "key": "$1", "config": {}, "outputIds": [["mutate"]]}],
+ "nodes": [
+  {"id": "mutate", "type": "MutateNode", "outputIds": [["set"]],
+   "config": {"rules": [{"type": "set", "valueTemplate": "{{data.body.payload.count}}", "valueTemplateType": "json", "destination": "working.count"},
+                        {"type": "set", "valueTemplate": "reqreply", "destination": "working.tag"}]}},
+  {"id": "set", "type": "StoreValueNode", "outputIds": [["incr"]],
+   "config": {"keyName": "last", "valueType": "path", "valuePath": "working"}},
+  {"id": "incr", "type": "StoreValueNode", "outputIds": [["reply"]],
+   "config": {"keyName": "n", "valueType": "incr", "value": "1"}},
+  {"id": "reply", "type": "WebhookReplyNode", "outputIds": [[]],
+   "config": {"responseCodeTemplate": "200", "bodyTemplateType": "path", "bodyTemplate": "working",
+              "headerInfo": [{"keyTemplate": "Content-Type", "valueTemplate": "application/json"}]}}
+ ]}
+JSON
+}
+
 reqreply_flowd() {
-    echo "reqreply flowd: skipped — the webhook receiving route is not benchmarked yet (placeholder in bench/run-all.sh)"
-    record reqreply flowd status "to come"
+    local data=$WORK/reqreply
+    mkdir -p "$data"
+    flowd_start "$data"
+    record reqreply flowd idle_rss_mb "$(rss_mb "$FLOWD_PID")"
+    local app hook webhook_id token flow url c
+    app=$(new_app reqreply)
+    hook=$(api -d '{"name": "reqreply", "waitForReply": true}' "$FLOWD_URL/applications/$app/webhooks")
+    webhook_id=$(jq -r .id <<<"$hook")
+    token=$(jq -r .token <<<"$hook")
+    flow=$(new_flow "$app" "$(reqreply_flow_json "$webhook_id")")
+    url=$FLOWD_URL/webhooks/$token
+    warm_up "$BENCH/post.lua" "$url"
+    for c in $CONNECTIONS; do
+        load_window reqreply flowd "c$c" "$c" "$DURATION" "$BENCH/post.lua" "$url" \
+            "$FLOWD_PID" counter "$FLOWD_URL/applications/$app/flows/$flow"
+    done
+    flowd_stop
 }
 
 bench_reqreply() {
