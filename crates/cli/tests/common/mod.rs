@@ -83,6 +83,14 @@ impl Server {
         }
     }
 
+    /// Sends SIGKILL (`kill -9`: no shutdown, nothing flushed) and reaps the process.
+    pub fn kill_hard(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // `Child::kill` is SIGKILL on Unix.
+        child.kill().expect("SIGKILL sent");
+        child.wait().expect("flowd reaped")
+    }
+
     /// Sends SIGTERM, waits for the exit, and returns its status and what flowd printed.
     pub fn stop(&mut self) -> (std::process::ExitStatus, String) {
         let mut child = self.child.take().expect("running");
