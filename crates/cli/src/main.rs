@@ -97,6 +97,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
+/// mimalloc: a run allocates and frees many small JSON values; glibc's malloc spent a quarter of
+/// the request/reply benchmark's CPU in allocation (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

@@ -197,6 +197,18 @@ fn record_batch(tx: &Connection, runs: &[RunRecord], log_ring: usize) -> StoreRe
         "INSERT INTO run_logs (flow_id, started_ms, version_key, version_name, wall_time_ms, \
          paths_completed, paths_failed, errors) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
+    // Only a flow's newest `log_ring` runs of the batch can stay in its ring: at thousands of
+    // runs a second, writing and then trimming the others was most of the batch's cost.
+    let mut per_flow: HashMap<&str, Vec<&RunRecord>> = HashMap::new();
+    for run in &live {
+        per_flow.entry(run.flow_id.as_str()).or_default().push(run);
+    }
+    for runs in per_flow.values_mut() {
+        // Stable: runs that started in the same ms keep their completion order.
+        runs.sort_by_key(|r| r.started_ms);
+        let skip = runs.len().saturating_sub(log_ring);
+        runs.drain(..skip);
+    }
     for run in &live {
         let (key, name) = (version_key(&run.version), version_name(&run.version));
         let device = run.device_id.as_deref().unwrap_or("");
@@ -213,18 +225,21 @@ fn record_batch(tx: &Connection, runs: &[RunRecord], log_ring: usize) -> StoreRe
                 error.message,
             ])?;
         }
-        if log_ring > 0 {
-            insert_log.execute(params![
-                run.flow_id,
-                run.started_ms,
-                key,
-                name,
-                to_sql_int(run.wall_time_ms),
-                to_sql_int(run.paths_completed),
-                to_sql_int(run.paths_failed),
-                errors_json(&run.errors),
-            ])?;
-        }
+    }
+    let mut kept: Vec<&RunRecord> = per_flow.into_values().flatten().collect();
+    kept.sort_by_key(|r| r.started_ms);
+    for run in kept {
+        let (key, name) = (version_key(&run.version), version_name(&run.version));
+        insert_log.execute(params![
+            run.flow_id,
+            run.started_ms,
+            key,
+            name,
+            to_sql_int(run.wall_time_ms),
+            to_sql_int(run.paths_completed),
+            to_sql_int(run.paths_failed),
+            errors_json(&run.errors),
+        ])?;
     }
 
     // Keep each touched flow's newest `log_ring` entries (newest by start, then by insertion).
