@@ -109,15 +109,16 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
     let address = listener.local_addr()?;
-    // Scripts and tests that ask for port 0 read the real address here.
-    std::fs::write(settings.data_dir.join("listen-addr"), address.to_string())?;
-    tracing::info!(%address, data_dir = %settings.data_dir.display(), "listening on {address}");
 
     let engine = flowd_engine::engine::Engine::start(store.clone(), settings.engine);
     // Triggers first, so that integrations' first connect events find them.
     engine.arm_all().await?;
     engine.connect_integrations().await?;
     flowd_engine::triggers::webhook::load(&*store, engine.webhooks()).await?;
+    // Scripts and tests that ask for port 0 read the real address here; written once flowd is
+    // ready to answer, so that its appearance means "ready".
+    std::fs::write(settings.data_dir.join("listen-addr"), address.to_string())?;
+    tracing::info!(%address, data_dir = %settings.data_dir.display(), "listening on {address}");
     let (shutdown_sender, shutting_down) = tokio::sync::watch::channel(false);
     let state = AppState {
         store: store.clone(),

@@ -14,7 +14,10 @@ const SUBSCRIBER_BACKLOG: usize = 256;
 
 struct FlowDebug {
     ring: VecDeque<DebugMessage>,
-    live: broadcast::Sender<DebugMessage>,
+    /// Made when someone subscribes and dropped when the last one has gone: a broadcast
+    /// channel holds its whole backlog of slots, which for thousands of flows nobody watches
+    /// was most of the hub's memory.
+    live: Option<broadcast::Sender<DebugMessage>>,
 }
 
 #[derive(Default)]
@@ -29,7 +32,7 @@ impl DebugHub {
             .entry(flow_id.to_owned())
             .or_insert_with(|| FlowDebug {
                 ring: VecDeque::new(),
-                live: broadcast::channel(SUBSCRIBER_BACKLOG).0,
+                live: None,
             });
         f(entry)
     }
@@ -45,7 +48,11 @@ impl DebugHub {
 
     /// Live messages of a flow from now on.
     pub fn subscribe(&self, flow_id: &str) -> broadcast::Receiver<DebugMessage> {
-        self.with_flow(flow_id, |f| f.live.subscribe())
+        self.with_flow(flow_id, |f| {
+            f.live
+                .get_or_insert_with(|| broadcast::channel(SUBSCRIBER_BACKLOG).0)
+                .subscribe()
+        })
     }
 
     /// Drops a deleted flow's messages.
@@ -64,8 +71,12 @@ impl RunObserver for DebugHub {
                 f.ring.pop_front();
             }
             f.ring.push_back(message.clone());
-            // No subscriber is not an error.
-            let _ = f.live.send(message.clone());
+            if let Some(live) = &f.live {
+                // Sending fails only when every subscriber has gone: then the channel goes too.
+                if live.send(message.clone()).is_err() {
+                    f.live = None;
+                }
+            }
         });
     }
 }
