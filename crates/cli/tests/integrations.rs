@@ -16,7 +16,8 @@ fn broker(name: &str) -> Value {
            "mqttConfig": {"host": "127.0.0.1", "port": 1883, "protocol": "mqtt"}})
 }
 
-/// Polls the integration until `connected` says what its status shows; returns the document.
+/// Polls the integration until its status shows it connected (`true`) or failed to connect or
+/// disconnected (`false`); returns the document.
 async fn wait_for_status(server: &Server, path: &str, connected: bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -24,9 +25,14 @@ async fn wait_for_status(server: &Server, path: &str, connected: bool) -> Value 
             .ok(Method::GET, path, None, 200, SchemaName::Integration)
             .await;
         let status = &doc["status"];
-        let up = status["connectInfo"]["ts"].as_i64().unwrap_or(0)
-            > status["disconnectInfo"]["ts"].as_i64().unwrap_or(0);
-        if up == connected {
+        let (connected_at, disconnected_at) = (
+            status["connectInfo"]["ts"].as_i64(),
+            status["disconnectInfo"]["ts"].as_i64(),
+        );
+        let up = connected_at.unwrap_or(0) > disconnected_at.unwrap_or(0);
+        // Down means a failure or disconnect has been seen, not merely "not connected yet".
+        let seen_down = !up && disconnected_at.is_some();
+        if (connected && up) || (!connected && seen_down) {
             return doc;
         }
         assert!(
