@@ -562,8 +562,13 @@ struct PrivateBroker {
 
 impl PrivateBroker {
     fn start(port: u16) -> PrivateBroker {
+        PrivateBroker::start_with(port, &["-p", &port.to_string()])
+    }
+
+    /// A broker run with these arguments (a `-c` config file, say), waiting for `port`.
+    fn start_with(port: u16, args: &[&str]) -> PrivateBroker {
         let child = std::process::Command::new("mosquitto")
-            .args(["-p", &port.to_string()])
+            .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -638,4 +643,172 @@ async fn an_integration_reconnects_after_its_broker_returns() {
     world.wait_for("watcher", 3, Duration::from_secs(15)).await;
     assert_eq!(kinds(&world), ["connect", "disconnect", "connect"]);
     world.engine.integrations().stop_all();
+}
+
+/// Mosquitto listening with credentials on plain MQTT, on WebSockets, and on TLS with a CA of
+/// the test's own: every transport an integration offers connects, and a wrong password or an
+/// unknown CA is a reported failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrations_connect_over_websockets_and_tls_with_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let run = |program: &str, args: &[&str]| {
+        let status = std::process::Command::new(program)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{program} {args:?}");
+    };
+    // A CA and a server certificate for 127.0.0.1.
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=flowd test CA",
+            "-keyout",
+            &path("ca.key"),
+            "-out",
+            &path("ca.pem"),
+        ],
+    );
+    run(
+        "openssl",
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &path("server.key"),
+            "-out",
+            &path("server.csr"),
+        ],
+    );
+    std::fs::write(path("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &path("server.csr"),
+            "-CA",
+            &path("ca.pem"),
+            "-CAkey",
+            &path("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &path("ext.cnf"),
+            "-out",
+            &path("server.pem"),
+        ],
+    );
+    run(
+        "mosquitto_passwd",
+        &["-c", "-b", &path("passwords"), "plant", "s3cret"],
+    );
+    let (plain, ws, tls, wss) = (
+        PrivateBroker::free_port(),
+        PrivateBroker::free_port(),
+        PrivateBroker::free_port(),
+        PrivateBroker::free_port(),
+    );
+    std::fs::write(
+        path("mosquitto.conf"),
+        format!(
+            // `user root`: as root, mosquitto would otherwise drop to a user that cannot read the
+            // test's private temporary directory.
+            "user root\nper_listener_settings false\nallow_anonymous false\npassword_file {}\n\
+             listener {plain} 127.0.0.1\n\
+             listener {ws} 127.0.0.1\nprotocol websockets\n\
+             listener {tls} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
+             listener {wss} 127.0.0.1\nprotocol websockets\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n",
+            path("passwords"),
+            ca = path("ca.pem"),
+            cert = path("server.pem"),
+            key = path("server.key"),
+        ),
+    )
+    .unwrap();
+    let conf = path("mosquitto.conf");
+    let _broker = PrivateBroker::start_with(plain, &["-c", &conf]);
+    for port in [ws, tls, wss] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "listener {port} did not open");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    let world = World::new().await;
+    let ca = std::fs::read_to_string(path("ca.pem")).unwrap();
+    let cases = [
+        (
+            "plain",
+            json!({"host": "127.0.0.1", "port": plain, "protocol": "mqtt",
+                         "username": "plant", "password": "s3cret"}),
+        ),
+        (
+            "websockets",
+            json!({"host": "127.0.0.1", "port": ws, "protocol": "ws",
+                              "username": "plant", "password": "s3cret"}),
+        ),
+        (
+            "tls",
+            json!({"host": "127.0.0.1", "port": tls, "protocol": "mqtts",
+                       "username": "plant", "password": "s3cret", "caCertificate": ca}),
+        ),
+        (
+            "secure websockets",
+            json!({"host": "127.0.0.1", "port": wss, "protocol": "wss",
+                                     "username": "plant", "password": "s3cret", "caCertificate": ca}),
+        ),
+        (
+            "wrong password",
+            json!({"host": "127.0.0.1", "port": plain, "protocol": "mqtt",
+                                  "username": "plant", "password": "nope"}),
+        ),
+        (
+            "unknown CA",
+            json!({"host": "127.0.0.1", "port": tls, "protocol": "mqtts",
+                              "username": "plant", "password": "s3cret"}),
+        ),
+    ];
+    for (label, config) in cases {
+        let id = flowd_model::id::new_id();
+        world.engine.integrations().apply(&json!({
+            "id": id, "applicationId": world.app, "name": label, "integrationType": "mqtt",
+            "mqttConfig": config,
+        }));
+        let should_connect = !matches!(label, "wrong password" | "unknown CA");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let status = world.engine.integrations().status(&id);
+            let connected = status["connectInfo"]["ts"].is_number();
+            let failed = status["disconnectInfo"]["error"].is_string();
+            if should_connect && connected {
+                break;
+            }
+            if !should_connect && failed {
+                assert!(!connected, "{label}: {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{label}: {status}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        world.engine.integrations().remove(&id);
+    }
 }
