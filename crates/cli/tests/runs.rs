@@ -752,3 +752,36 @@ async fn node_configs_are_compiled_when_saved() {
         .await;
     assert_eq!(kept["nodes"], flow["nodes"]);
 }
+
+#[tokio::test]
+async fn a_month_of_minutes_is_answered_and_more_buckets_are_refused() {
+    let server = Server::start().await;
+    let app = server.create_application("month").await;
+    let flow = server.create_flow(&app, &button_flow("m")).await;
+    let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
+    let month_ms = 30 * 86_400_000_i64;
+    let stats = server
+        .ok(
+            Method::GET,
+            &format!("{flow_path}/stats?duration={month_ms}&resolution=60000"),
+            None,
+            200,
+            SchemaName::FlowStats,
+        )
+        .await;
+    let buckets = stats["metrics"].as_array().unwrap().len();
+    assert!((43_200..=43_201).contains(&buckets), "{buckets}");
+    // Over 50,000 buckets (40 days of minutes) is a 400 naming what to change.
+    let (status, body) = server
+        .call(
+            Method::GET,
+            &format!(
+                "{flow_path}/stats?duration={}&resolution=60000",
+                40 * 86_400_000_i64
+            ),
+            Some(OWNER_TOKEN),
+            None,
+        )
+        .await;
+    assert_error((status, body), 400, "Validation", "resolution");
+}

@@ -284,7 +284,7 @@ async fn stats(
     who: Principal,
     params: Params,
     PathParams(path): FlowPath,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<crate::runs::StatsBody>> {
     let selection = history(&state, &who, Action::FlowStats, &path, &params).await?;
     Ok(Json(
         crate::runs::stats(&state, &path.1, selection, &params).await?,

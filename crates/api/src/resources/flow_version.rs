@@ -145,7 +145,7 @@ async fn stats(
     who: Principal,
     params: Params,
     PathParams(path): VersionPath,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<crate::runs::StatsBody>> {
     let selection = history(&state, &who, Action::FlowVersionStats, &path).await?;
     Ok(Json(
         crate::runs::stats(&state, &path.1, selection, &params).await?,
