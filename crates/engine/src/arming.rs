@@ -11,7 +11,7 @@ use crate::triggers::hub::{Armed, Route, Target};
 use crate::triggers::integration::IntegrationEvent;
 use crate::triggers::webhook::WebhookSettings;
 use crate::triggers::TriggerPlan;
-use flowd_store::{Column, ListQuery, SortDirection, StoreError};
+use flowd_store::{ListQuery, StoreError};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -31,17 +31,6 @@ pub(crate) fn connect(inner: &Arc<Inner>) {
                 Engine { inner }.integration_event(integration_id, application_id, event);
             }
         }));
-}
-
-fn everything() -> ListQuery {
-    ListQuery {
-        sort: Column::Id,
-        direction: SortDirection::Asc,
-        page: 0,
-        per_page: u64::MAX / 2,
-        filter: None,
-        flow_class: None,
-    }
 }
 
 fn now_ms() -> i64 {
@@ -150,11 +139,15 @@ impl Engine {
     /// Arms every flow's triggers; called once at start, before requests are served.
     pub async fn arm_all(&self) -> Result<(), StoreError> {
         let store = &self.inner.store;
-        for application in store.list_applications(&everything()).await?.items {
+        for application in store.list_applications(&ListQuery::all()).await?.items {
             let Some(application_id) = application.get("id").and_then(Value::as_str) else {
                 continue;
             };
-            for flow in store.list_flows(application_id, &everything()).await?.items {
+            for flow in store
+                .list_flows(application_id, &ListQuery::all())
+                .await?
+                .items
+            {
                 if let Some(flow_id) = flow.get("id").and_then(Value::as_str).map(str::to_owned) {
                     self.rearm_with(application_id, &flow_id, Some(flow)).await;
                 }
@@ -207,7 +200,7 @@ impl Engine {
         let internal = |e: StoreError| PressError::Internal(e.to_string());
         let mut targets = Vec::new();
         let flows = store
-            .list_flows(&webhook.application_id, &everything())
+            .list_flows(&webhook.application_id, &ListQuery::all())
             .await
             .map_err(internal)?;
         for flow in flows.items {

@@ -116,13 +116,45 @@ fn ms_of(payload: &Value) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_one_second_timer_fires_on_time() {
+async fn a_one_second_timer_fires_on_time_under_load() {
     let world = World::new().await;
+    // Load: a flow pressed as fast as the engine takes presses, all the while.
+    world
+        .save(
+            "busy",
+            true,
+            json!([{"type": "virtualButton", "key": "go", "outputIds": [["count"]]}]),
+            json!([{"id": "count", "type": "StoreValueNode",
+                    "config": {"keyName": "n", "valueType": "incr", "value": "1"}, "outputIds": [[]]}]),
+        )
+        .await;
+    let (engine, app) = (world.engine.clone(), world.app.clone());
+    let load = tokio::spawn(async move {
+        let mut accepted = 0u64;
+        loop {
+            let press = Press {
+                key: "go".into(),
+                ..Default::default()
+            };
+            if engine.press_virtual_button(&app, "busy", press).await.is_ok() {
+                accepted += 1;
+            }
+            if accepted % 64 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    });
     let armed_at = chrono::Utc::now().timestamp_millis();
     world
         .save("clock", true, json!([timer(1.0)]), json!([debug_node("d")]))
         .await;
     let fired = world.wait_for("clock", 4, Duration::from_secs(8)).await;
+    load.abort();
+    let pressed = world.engine.storage().flow("busy").await.unwrap().get("n");
+    assert!(
+        pressed.as_ref().and_then(|n| n.as_u64()).unwrap_or(0) > 1000,
+        "the load ran: {pressed:?}"
+    );
     assert!(fired.len() >= 4, "{} firings in 8 s", fired.len());
     // `time` is the scheduled tick: exactly one second apart, starting a second after arming.
     let times: Vec<i64> = fired.iter().map(|(p, _)| ms_of(p)).collect();

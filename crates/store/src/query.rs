@@ -49,6 +49,20 @@ pub struct ListQuery {
     pub flow_class: Option<String>,
 }
 
+impl ListQuery {
+    /// The whole collection on one page, by id (for work over every document, not for answers).
+    pub fn all() -> ListQuery {
+        ListQuery {
+            sort: Column::Id,
+            direction: SortDirection::Asc,
+            page: 0,
+            per_page: u64::MAX / 2,
+            filter: None,
+            flow_class: None,
+        }
+    }
+}
+
 /// A page of documents and the size of the whole (filtered) collection.
 #[derive(Debug, Clone, Default)]
 pub struct Page {

@@ -75,15 +75,11 @@ async fn remove(
     who.require(Action::ApplicationDelete, Some(&application_id))?;
     let id = path_id(&application_id, "Application")?;
     // The store deletes the flows with the application; the engine must forget them too.
-    let everything = flowd_store::ListQuery {
-        sort: flowd_store::Column::Id,
-        direction: flowd_store::SortDirection::Asc,
-        page: 0,
-        per_page: u64::MAX / 2,
-        filter: None,
-        flow_class: None,
-    };
-    let flows = state.store.list_flows(id, &everything).await?.items;
+    let flows = state
+        .store
+        .list_flows(id, &flowd_store::ListQuery::all())
+        .await?
+        .items;
     if !state.store.delete_application(id).await? {
         return Err(ApiError::not_found("Application"));
     }

@@ -202,8 +202,6 @@ async fn list(
             let everything = ListQuery {
                 sort: list.query.sort,
                 direction: list.query.direction,
-                page: 0,
-                per_page: u64::MAX / 2,
                 filter: if advanced.is_some() {
                     None
                 } else {
@@ -214,6 +212,7 @@ async fn list(
                 } else {
                     Some(flow_class.to_owned())
                 },
+                ..ListQuery::all()
             };
             let all = state
                 .store

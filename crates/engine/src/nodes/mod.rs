@@ -203,6 +203,52 @@ pub(crate) fn render_json(
         .map_err(|e| NodeError::new(ErrorName::TemplateError, e.to_string()))
 }
 
+/// Template text in a config: a string, or (in older exports) a number, boolean or JSON value
+/// written as its text. For `#[serde(deserialize_with = "template_text")]`.
+pub(crate) fn template_text<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    use serde::Deserialize;
+    Ok(match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::Bool(b)) => Some(b.to_string()),
+        Some(other) => Some(other.to_string()),
+    })
+}
+
+/// A setting given as a template: checked when compiled if it has no `{{…}}`, else when run.
+pub(crate) enum Setting<T> {
+    Fixed(T),
+    Template(crate::template::Template, fn(&str) -> Result<T, String>),
+}
+
+impl<T: Clone> Setting<T> {
+    pub(crate) fn compile(
+        spec: &NodeSpec<'_>,
+        field: &str,
+        text: Option<&str>,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> Result<Setting<T>, CompileError> {
+        let compiled = template(spec, field, text.unwrap_or_default())?;
+        match compiled.static_text() {
+            Some(text) => parse(text)
+                .map(Setting::Fixed)
+                .map_err(|e| spec.error(format!("{field}: {e}"))),
+            None => Ok(Setting::Template(compiled, parse)),
+        }
+    }
+
+    pub(crate) fn get(&self, field: &str, payload: &Value) -> Result<T, NodeError> {
+        match self {
+            Setting::Fixed(value) => Ok(value.clone()),
+            Setting::Template(template, parse) => parse(&render(template, payload)?)
+                .map_err(|e| NodeError::new(ErrorName::ValidationError, format!("{field}: {e}"))),
+        }
+    }
+}
+
 /// How an action a node waited for ends: its result goes to `result_path` (if any), its failure
 /// is handled per `errors` (halting unless `payloadPath`).
 pub(crate) fn resume_after(

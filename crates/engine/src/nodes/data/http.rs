@@ -62,6 +62,8 @@
 
 use crate::error::{CompileError, ErrorName, NodeError};
 use crate::node::{CompiledNodeType, Node, NodeContext, NodeSpec, Outcome};
+use crate::nodes::template_text as text;
+use crate::nodes::Setting;
 use crate::nodes::{
     json_template, optional_path, render, render_json, render_required, template, ErrorBehavior,
 };
@@ -70,7 +72,7 @@ use crate::template::{JsonTemplate, Template};
 use crate::value::{number_to_string, string_to_number};
 use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -194,18 +196,6 @@ fn chain(error: &dyn std::error::Error) -> String {
 
 // ---- configuration -------------------------------------------------------------------------
 
-/// Template text given as a string (or, in older exports, a number or boolean).
-fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(Value::Bool(b)) => Some(b.to_string()),
-        // A JSON body stored as an object: its text.
-        Some(other) => Some(other.to_string()),
-    })
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Config {
@@ -255,37 +245,6 @@ struct Credentials {
     username_template: Option<String>,
     #[serde(default, deserialize_with = "text")]
     password_template: Option<String>,
-}
-
-/// A setting given as a template: checked when compiled if it has no `{{…}}`, else when run.
-enum Setting<T> {
-    Fixed(T),
-    Template(Template, fn(&str) -> Result<T, String>),
-}
-
-impl<T: Clone> Setting<T> {
-    fn compile(
-        spec: &NodeSpec<'_>,
-        field: &str,
-        text: Option<&str>,
-        parse: fn(&str) -> Result<T, String>,
-    ) -> Result<Setting<T>, CompileError> {
-        let compiled = template(spec, field, text.unwrap_or_default())?;
-        match compiled.static_text() {
-            Some(text) => parse(text)
-                .map(Setting::Fixed)
-                .map_err(|e| spec.error(format!("{field}: {e}"))),
-            None => Ok(Setting::Template(compiled, parse)),
-        }
-    }
-
-    fn get(&self, field: &str, payload: &Value) -> Result<T, NodeError> {
-        match self {
-            Setting::Fixed(value) => Ok(value.clone()),
-            Setting::Template(template, parse) => parse(&render(template, payload)?)
-                .map_err(|e| NodeError::new(ErrorName::ValidationError, format!("{field}: {e}"))),
-        }
-    }
 }
 
 fn parse_method(text: &str) -> Result<reqwest::Method, String> {

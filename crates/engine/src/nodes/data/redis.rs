@@ -41,12 +41,14 @@
 
 use crate::error::{CompileError, ErrorName, NodeError};
 use crate::node::{CompiledNodeType, Node, NodeContext, NodeSpec, Outcome};
+use crate::nodes::template_text as text;
+use crate::nodes::Setting;
 use crate::nodes::{optional_path, render, template, ErrorBehavior};
 use crate::path::PayloadPath;
 use crate::template::Template;
 use crate::value::number_to_string;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -310,17 +312,6 @@ fn validation(message: impl Into<String>) -> NodeError {
 
 // ---- configuration -------------------------------------------------------------------------
 
-/// Template text given as a string (or, in older exports, a number or boolean).
-fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(Value::Bool(b)) => Some(b.to_string()),
-        Some(other) => Some(other.to_string()),
-    })
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Config {
@@ -396,38 +387,6 @@ fn parse_db(text: &str) -> Result<i64, String> {
         _ => Err(format!(
             "dbNumber must be a whole number of 0 or more, not \"{text}\""
         )),
-    }
-}
-
-/// A setting given as a template: checked when compiled if it has no `{{…}}`, else when run.
-enum Setting<T> {
-    Fixed(T),
-    Template(Template, fn(&str) -> Result<T, String>),
-}
-
-impl<T: Clone> Setting<T> {
-    fn compile(
-        spec: &NodeSpec<'_>,
-        field: &str,
-        text: Option<&str>,
-        parse: fn(&str) -> Result<T, String>,
-    ) -> Result<Setting<T>, CompileError> {
-        let compiled = template(spec, field, text.unwrap_or_default())?;
-        match compiled.static_text() {
-            Some(text) => parse(text)
-                .map(Setting::Fixed)
-                .map_err(|e| spec.error(format!("{field}: {e}"))),
-            None => Ok(Setting::Template(compiled, parse)),
-        }
-    }
-
-    fn get(&self, field: &str, payload: &Value) -> Result<T, NodeError> {
-        match self {
-            Setting::Fixed(value) => Ok(value.clone()),
-            Setting::Template(template, parse) => {
-                parse(&render(template, payload)?).map_err(|e| validation(format!("{field}: {e}")))
-            }
-        }
     }
 }
 

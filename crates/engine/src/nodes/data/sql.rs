@@ -55,11 +55,12 @@
 
 use crate::error::{CompileError, ErrorName, NodeError};
 use crate::node::{CompiledNodeType, Node, NodeContext, NodeSpec, Outcome, PayloadUpdate, Resume};
+use crate::nodes::template_text as text;
 use crate::nodes::{optional_path, render, render_required, template, ErrorBehavior};
 use crate::path::PayloadPath;
 use crate::template::Template;
 use futures::TryStreamExt;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow, MySqlSslMode};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
@@ -251,17 +252,6 @@ fn new_pool(key: &ConnectionKey) -> Pool {
 }
 
 // ---- configuration -------------------------------------------------------------------------
-
-/// Template text given as a string (or, in older exports, a number or boolean).
-fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(Value::Bool(b)) => Some(b.to_string()),
-        Some(other) => Some(other.to_string()),
-    })
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -742,65 +732,43 @@ async fn run_query(
     parameters: Vec<Option<String>>,
 ) -> Result<Value, NodeError> {
     let fail = |e: sqlx::Error| describe(&e, &key);
+    // The same steps for either database; sqlx's types differ, so a macro rather than a
+    // function generic over them.
+    macro_rules! run_on {
+        ($pool:expr, $column_value:expr) => {{
+            let pool = $pool;
+            probe(&pool).await.map_err(fail)?;
+            let mut conn = pool.acquire().await.map_err(fail)?;
+            let mut statement = sqlx::query(AssertSqlSafe(query.clone()));
+            for parameter in parameters {
+                statement = statement.bind(parameter);
+            }
+            let mut rows = Vec::new();
+            {
+                let mut stream = statement.fetch(&mut *conn);
+                while let Some(row) = stream.try_next().await.map_err(fail)? {
+                    if rows.len() == MAX_ROWS {
+                        return Err(too_many());
+                    }
+                    rows.push(row_object(&row, $column_value)?);
+                }
+            }
+            if rows.is_empty() {
+                use sqlx::{Executor, Statement as _};
+                let prepared = (&mut *conn)
+                    .prepare(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(query)))
+                    .await
+                    .map_err(fail)?;
+                if prepared.columns().is_empty() {
+                    return Ok(json!(["success"]));
+                }
+            }
+            Ok(Value::Array(rows))
+        }};
+    }
     match pools.pool(&key) {
-        Pool::Postgres(pool) => {
-            probe(&pool).await.map_err(fail)?;
-            let mut conn = pool.acquire().await.map_err(fail)?;
-            let mut statement = sqlx::query(AssertSqlSafe(query.clone()));
-            for parameter in parameters {
-                statement = statement.bind(parameter);
-            }
-            let mut rows = Vec::new();
-            {
-                let mut stream = statement.fetch(&mut *conn);
-                while let Some(row) = stream.try_next().await.map_err(fail)? {
-                    if rows.len() == MAX_ROWS {
-                        return Err(too_many());
-                    }
-                    rows.push(row_object(&row, pg_value)?);
-                }
-            }
-            if rows.is_empty() {
-                use sqlx::{Executor, Statement as _};
-                let prepared = (&mut *conn)
-                    .prepare(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(query)))
-                    .await
-                    .map_err(fail)?;
-                if prepared.columns().is_empty() {
-                    return Ok(json!(["success"]));
-                }
-            }
-            Ok(Value::Array(rows))
-        }
-        Pool::MySql(pool) => {
-            probe(&pool).await.map_err(fail)?;
-            let mut conn = pool.acquire().await.map_err(fail)?;
-            let mut statement = sqlx::query(AssertSqlSafe(query.clone()));
-            for parameter in parameters {
-                statement = statement.bind(parameter);
-            }
-            let mut rows = Vec::new();
-            {
-                let mut stream = statement.fetch(&mut *conn);
-                while let Some(row) = stream.try_next().await.map_err(fail)? {
-                    if rows.len() == MAX_ROWS {
-                        return Err(too_many());
-                    }
-                    rows.push(row_object(&row, mysql_value)?);
-                }
-            }
-            if rows.is_empty() {
-                use sqlx::{Executor, Statement as _};
-                let prepared = (&mut *conn)
-                    .prepare(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(query)))
-                    .await
-                    .map_err(fail)?;
-                if prepared.columns().is_empty() {
-                    return Ok(json!(["success"]));
-                }
-            }
-            Ok(Value::Array(rows))
-        }
+        Pool::Postgres(pool) => run_on!(pool, pg_value),
+        Pool::MySql(pool) => run_on!(pool, mysql_value),
     }
 }
 
