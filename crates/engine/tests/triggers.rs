@@ -136,7 +136,11 @@ async fn a_one_second_timer_fires_on_time_under_load() {
                 key: "go".into(),
                 ..Default::default()
             };
-            if engine.press_virtual_button(&app, "busy", press).await.is_ok() {
+            if engine
+                .press_virtual_button(&app, "busy", press)
+                .await
+                .is_ok()
+            {
                 accepted += 1;
             }
             if accepted % 64 == 0 {
