@@ -143,7 +143,7 @@ async fn a_one_second_timer_fires_on_time_under_load() {
             {
                 accepted += 1;
             }
-            if accepted % 64 == 0 {
+            if accepted.is_multiple_of(64) {
                 tokio::task::yield_now().await;
             }
         }
