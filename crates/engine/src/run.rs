@@ -416,10 +416,13 @@ const PARALLEL_ITERATIONS: usize = 5;
 async fn run_loop(
     cx: Arc<WalkContext>,
     body: Vec<usize>,
-    plan: crate::node::LoopPlan,
+    mut plan: crate::node::LoopPlan,
     mut payload: Value,
 ) -> Result<Value, Stop> {
-    let mut map_values: Vec<Value> = Vec::with_capacity(plan.items.len());
+    // Map values are kept only when the loop has somewhere to put them: each one is a copy of
+    // part of an iteration's payload (by default the current item), one per item.
+    let mapping = plan.map_result.is_some();
+    let mut map_values: Vec<Value> = Vec::with_capacity(if mapping { plan.items.len() } else { 0 });
     let map_value = |cap: &crate::node::LoopCap, committed: &Value| -> Value {
         let path = cap.map_value.as_ref().unwrap_or(&plan.map_value);
         path.get(committed)
@@ -430,27 +433,28 @@ async fn run_loop(
         // No body: the loop goes straight on.
     } else if plan.parallel {
         // Iterations see the payload as it was before the loop and do not change it.
-        // Iterations are made as `buffered` asks for them, a few at a time, so a long loop does
-        // not hold a payload copy per item.
+        // Iterations are made as `buffered` asks for them, a few at a time, and each result is
+        // reduced to its map value as it arrives, so a long loop holds neither a payload copy
+        // per item going in nor one per finished iteration coming out.
         let base = Arc::new(payload.clone());
         let current = plan.current_item.clone();
         let (cx, body) = (cx.clone(), body.clone());
-        let runs = plan.items.clone().into_iter().map(move |item| {
+        let items = std::mem::take(&mut plan.items);
+        let runs = items.into_iter().map(move |item| {
             let mut iteration = (*base).clone();
             current.set(&mut iteration, item);
             walk_scope(cx.clone(), body.clone(), iteration, true)
         });
-        let results: Vec<Result<WalkEnd, Halt>> = futures::stream::iter(runs)
-            .buffered(PARALLEL_ITERATIONS)
-            .collect()
-            .await;
+        let mut results = futures::stream::iter(runs).buffered(PARALLEL_ITERATIONS);
         let mut first_error = None;
-        for result in results {
+        // Every iteration finishes before the first error is raised.
+        while let Some(result) = results.next().await {
             match result {
-                Ok(end) => map_values.push(match &end.cap {
+                Ok(end) if mapping => map_values.push(match &end.cap {
                     Some((cap, committed)) => map_value(cap, committed),
                     None => Value::Null,
                 }),
+                Ok(_) => {}
                 Err(halt) => {
                     first_error.get_or_insert(halt);
                 }
@@ -468,14 +472,17 @@ async fn run_loop(
                 .map_err(|halt| Stop::Halt(Box::new(halt)))?;
             match end.cap {
                 Some((cap, committed)) => {
-                    map_values.push(map_value(&cap, &committed));
+                    if mapping {
+                        map_values.push(map_value(&cap, &committed));
+                    }
                     // Changes made in the iteration carry over only through a cap.
                     payload = committed;
                     if cap.should_break {
                         break;
                     }
                 }
-                None => map_values.push(Value::Null),
+                None if mapping => map_values.push(Value::Null),
+                None => {}
             }
         }
     }

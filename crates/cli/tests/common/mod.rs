@@ -284,3 +284,10 @@ pub fn button_flow(name: &str) -> Value {
         "nodes": [{"id": "n1", "type": "DebugNode", "config": {"message": "hi"}, "outputIds": [[]]}]
     })
 }
+
+impl Server {
+    /// The server process's id while it runs (for `/proc/<pid>/status` in memory checks).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
