@@ -10,6 +10,7 @@
 //! * [`bootstrap`] — the owner token made on first start.
 //! * [`webhook_requests`] — the public webhook URLs (`/webhooks/{token}`) that start runs.
 //! * [`catalog`] — `GET /nodes`, flowd's list of the node and trigger types it runs.
+//! * [`openapi`] — `GET /openapi.json`, the OpenAPI 3.1 description of every route.
 //! * [`runs`] — run history (errors, logs, stats) shared by flows and flow versions.
 //! * [`list`], [`hal`], [`documents`], [`workflow`] — pieces shared by several resources.
 
@@ -21,6 +22,7 @@ pub mod documents;
 pub mod error;
 pub mod hal;
 pub mod list;
+pub mod openapi;
 pub mod request;
 pub mod resources;
 pub mod runs;
@@ -39,6 +41,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .merge(catalog::router())
+        .merge(openapi::router())
         .merge(webhook_requests::router())
         .merge(resources::applications::router())
         .merge(resources::application::router())

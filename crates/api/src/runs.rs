@@ -16,6 +16,10 @@ pub const MIN_RESOLUTION_MS: i64 = 60_000;
 /// Most errors or log entries one answer may hold.
 pub const MAX_LIMIT: u64 = 10_000;
 
+/// The latest `end` accepted: 9999-12-31T23:59:59.999Z. Later times have no ISO 8601 form
+/// with a four-digit year, which the answers' `date-time` fields need.
+pub const MAX_END_MS: u64 = 253_402_300_799_999;
+
 fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(format_iso)
@@ -86,7 +90,7 @@ pub fn named(doc: &Value) -> RunVersion {
 
 fn window(params: &Params) -> ApiResult<(i64, i64)> {
     let duration = params.uint("duration", 86_400_000, 10 * 365 * 86_400_000)? as i64;
-    let end = params.uint("end", 0, i64::MAX as u64 / 2)? as i64;
+    let end = params.uint("end", 0, MAX_END_MS)? as i64;
     let end = if end == 0 {
         chrono::Utc::now().timestamp_millis()
     } else {

@@ -113,6 +113,7 @@ async fn patch(
     let mut doc = into_object(current)?;
     // Scalars merge; triggers, nodes and globals are replaced wholesale when present.
     merge(&mut doc, changes);
+    crate::resources::flows::drop_empty_category(&mut doc);
     prepare_graph(&mut doc, &flow_id, &state.engine)?;
     stamp_updated(&mut doc, &who);
     let doc = Value::Object(doc);

@@ -88,15 +88,26 @@ fn new_flow(
     who: &Principal,
     engine: &flowd_engine::engine::Engine,
 ) -> ApiResult<Map<String, Value>> {
-    fields.retain(|k, _| CLIENT_FIELDS.contains(&k.as_str()));
+    // `null` (allowed for `iconData`) means "not set", as in a PATCH: the field is left out,
+    // since the `flow` schema has no null there.
+    fields.retain(|k, v| CLIENT_FIELDS.contains(&k.as_str()) && !v.is_null());
     let id = flowd_model::id::new_id();
     stamp_created(&mut fields, &id, "flowId", who);
     fields.insert("applicationId".into(), json!(application_id));
     fields.entry("description").or_insert(json!(""));
     fields.entry("enabled").or_insert(json!(true));
     fields.entry("flowClass").or_insert(json!("cloud"));
+    drop_empty_category(&mut fields);
     prepare_graph(&mut fields, &id, engine)?;
     Ok(fields)
+}
+
+/// `category: ""` is how a client says "no category" (`flowPost`/`flowPatch` allow it); the
+/// `flow` schema has no empty category, so the field is left out of the stored flow instead.
+pub(crate) fn drop_empty_category(doc: &mut Map<String, Value>) {
+    if doc.get("category").and_then(Value::as_str) == Some("") {
+        doc.remove("category");
+    }
 }
 
 async fn create(
