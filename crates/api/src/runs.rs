@@ -6,7 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::request::Params;
 use crate::state::AppState;
 use flowd_model::time::format_iso;
-use flowd_store::{RunError, RunFilter, RunVersion};
+use flowd_store::{RunError, RunFilter, RunVersion, StoredRunError};
 use serde_json::{json, Map, Value};
 
 /// Most buckets one stats answer may hold.
@@ -112,33 +112,72 @@ fn device(params: &Params) -> ApiResult<Option<String>> {
     }
 }
 
-/// An error as a `flowErrors` item.
-pub fn error_item(version: &RunVersion, device_id: Option<&str>, error: &RunError) -> Value {
-    let mut item = Map::new();
-    item.insert("time".into(), json!(iso(error.time_ms)));
-    match version {
-        RunVersion::Develop => {
-            item.insert("flowVersion".into(), json!("develop"));
+/// An error as a `flowErrors` item, serialized straight from the stored error: an answer may
+/// hold 10,000 of them, and a JSON map per item was most of its cost.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorItem<'a> {
+    time: String,
+    flow_version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow_version_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_label: Option<&'a str>,
+    error: ErrorDetail<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct ErrorDetail<'a> {
+    name: &'a str,
+    message: &'a str,
+}
+
+impl<'a> ErrorItem<'a> {
+    pub fn new(version: &'a RunVersion, device_id: Option<&'a str>, error: &'a RunError) -> Self {
+        let (flow_version, flow_version_id) = match version {
+            RunVersion::Develop => ("develop", None),
+            RunVersion::Named { id, name } => (name.as_str(), Some(id.as_str())),
+        };
+        ErrorItem {
+            time: iso(error.time_ms),
+            flow_version,
+            flow_version_id,
+            device_id,
+            node_id: error.node_id.as_deref(),
+            node_label: error.node_label.as_deref(),
+            error: ErrorDetail {
+                name: &error.name,
+                message: &error.message,
+            },
         }
-        RunVersion::Named { id, name } => {
-            item.insert("flowVersion".into(), json!(name));
-            item.insert("flowVersionId".into(), json!(id));
+    }
+}
+
+/// An `errors` answer: the query's description, then the items.
+pub struct ErrorsBody {
+    head: Map<String, Value>,
+    found: Vec<StoredRunError>,
+}
+
+impl serde::Serialize for ErrorsBody {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.head.len() + 1))?;
+        for (key, value) in &self.head {
+            map.serialize_entry(key, value)?;
         }
+        let items: Vec<ErrorItem<'_>> = self
+            .found
+            .iter()
+            .map(|e| ErrorItem::new(&e.version, e.device_id.as_deref(), &e.error))
+            .collect();
+        map.serialize_entry("errors", &items)?;
+        map.end()
     }
-    if let Some(device_id) = device_id {
-        item.insert("deviceId".into(), json!(device_id));
-    }
-    if let Some(node_id) = &error.node_id {
-        item.insert("nodeId".into(), json!(node_id));
-    }
-    if let Some(label) = &error.node_label {
-        item.insert("nodeLabel".into(), json!(label));
-    }
-    item.insert(
-        "error".into(),
-        json!({"name": error.name, "message": error.message}),
-    );
-    Value::Object(item)
 }
 
 /// `GET …/errors`.
@@ -147,7 +186,7 @@ pub async fn errors(
     flow_id: &str,
     selection: VersionSelection,
     params: &Params,
-) -> ApiResult<Value> {
+) -> ApiResult<ErrorsBody> {
     let (start, end) = window(params)?;
     let limit = params.uint("limit", 25, MAX_LIMIT)?;
     let direction = params.one_of("sortDirection", &["asc", "desc", "ASC", "DESC"], "desc")?;
@@ -162,21 +201,16 @@ pub async fn errors(
         .store
         .errors(flow_id, &filter, start, end, limit, ascending)
         .await?;
-    let mut out = Map::new();
-    selection.describe(&mut out);
+    let mut head = Map::new();
+    selection.describe(&mut head);
     if let Some(device_id) = device_id {
-        out.insert("deviceId".into(), json!(device_id));
+        head.insert("deviceId".into(), json!(device_id));
     }
-    out.insert("start".into(), json!(iso(start)));
-    out.insert("end".into(), json!(iso(end)));
-    out.insert("limit".into(), json!(limit));
-    out.insert("sortDirection".into(), json!(direction.to_lowercase()));
-    let items: Vec<Value> = found
-        .iter()
-        .map(|e| error_item(&e.version, e.device_id.as_deref(), &e.error))
-        .collect();
-    out.insert("errors".into(), json!(items));
-    Ok(Value::Object(out))
+    head.insert("start".into(), json!(iso(start)));
+    head.insert("end".into(), json!(iso(end)));
+    head.insert("limit".into(), json!(limit));
+    head.insert("sortDirection".into(), json!(direction.to_lowercase()));
+    Ok(ErrorsBody { head, found })
 }
 
 /// `GET …/logs`.
@@ -210,7 +244,7 @@ pub async fn logs(
                 "pathsCompleted": entry.paths_completed,
                 "runCount": 1,
                 "wallTime": entry.wall_time_ms,
-                "errors": entry.errors.iter().map(|e| error_item(&entry.version, None, e)).collect::<Vec<_>>(),
+                "errors": entry.errors.iter().map(|e| ErrorItem::new(&entry.version, None, e)).collect::<Vec<_>>(),
             })
         })
         .collect();

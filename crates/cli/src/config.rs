@@ -27,6 +27,7 @@ pub struct FileSettings {
     pub delay_max_secs: Option<u64>,
     pub log_ring: Option<usize>,
     pub retention_days: Option<u64>,
+    pub retention_minutes: Option<u64>,
     pub trigger_rate_limit: Option<String>,
     pub webhook_reply_timeout_secs: Option<u64>,
     pub function_workers: Option<usize>,
@@ -104,14 +105,25 @@ impl Settings {
             max_bytes: file.storage_max_bytes.unwrap_or(defaults.storage.max_bytes),
         };
         let engine_defaults = flowd_engine::engine::EngineConfig::default();
-        let retention = match file.retention_days {
-            Some(0) => {
+        let retention = match (file.retention_days, file.retention_minutes) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "set retention-days or retention-minutes, not both".into(),
+                ))
+            }
+            (Some(0), None) => {
                 return Err(ConfigError::Invalid(
                     "retention-days must be at least 1".into(),
                 ))
             }
-            Some(days) => std::time::Duration::from_secs(days.saturating_mul(86_400)),
-            None => engine_defaults.retention,
+            (None, Some(0)) => {
+                return Err(ConfigError::Invalid(
+                    "retention-minutes must be at least 1".into(),
+                ))
+            }
+            (Some(days), None) => std::time::Duration::from_secs(days.saturating_mul(86_400)),
+            (None, Some(minutes)) => std::time::Duration::from_secs(minutes.saturating_mul(60)),
+            (None, None) => engine_defaults.retention,
         };
         let run_time = match file.run_time_limit_secs {
             Some(0) => {
@@ -233,5 +245,34 @@ mod tests {
             Settings::resolve(args),
             Err(ConfigError::Parse(..))
         ));
+    }
+
+    fn resolve_file(text: &str) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flowd.toml");
+        std::fs::write(&path, text).unwrap();
+        Settings::resolve(ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn retention_is_set_in_days_or_minutes() {
+        let days = resolve_file("retention-days = 2\n").unwrap();
+        assert_eq!(days.limits.retention_ms, 2 * 86_400_000);
+        let minutes = resolve_file("retention-minutes = 5\n").unwrap();
+        assert_eq!(minutes.limits.retention_ms, 5 * 60_000);
+        assert_eq!(minutes.engine.retention.as_secs(), 300);
+        for bad in [
+            "retention-days = 1\nretention-minutes = 5\n",
+            "retention-minutes = 0\n",
+            "retention-days = 0\n",
+        ] {
+            assert!(
+                matches!(resolve_file(bad), Err(ConfigError::Invalid(_))),
+                "{bad}"
+            );
+        }
     }
 }

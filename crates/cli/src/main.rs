@@ -100,6 +100,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 /// mimalloc: a run allocates and frees many small JSON values; glibc's malloc spent a quarter of
 /// the request/reply benchmark's CPU in allocation (see BENCHMARKS.md). Built without
 /// transparent huge pages (`no_thp`), its idle footprint is glibc's (31 MB, not 41).
+/// The `system-alloc` feature leaves it out, for heap profilers that hook `malloc` (heaptrack).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

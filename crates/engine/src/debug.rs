@@ -1,82 +1,201 @@
-//! Debug output: Debug node messages and Function node `console.log` lines, kept per flow in a
-//! bounded ring (the most recent [`DEBUG_RING`]) and broadcast live to subscribers (the API's
-//! Server-Sent Events route).
+//! Debug output: Debug node messages and Function node `console.log` lines, broadcast live to
+//! subscribers (the API's Server-Sent Events route) and kept for a while so that a debug panel
+//! opened just after a run still shows it.
+//!
+//! What is kept is bounded for the whole server, not per flow: the newest messages of all flows
+//! together, at most [`DEBUG_RETAINED`] of them and about [`DEBUG_RETAINED_BYTES`]; a flow's
+//! recent messages are its newest [`DEBUG_RING`] among those. A ring per flow made memory grow
+//! with the number of flows that ever printed (10,000 flows × 100 payloads), for output nobody
+//! may ever look at.
 
 use crate::observer::{DebugMessage, RunObserver};
+use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
-/// Messages kept per flow.
+/// Most recent messages one flow's debug stream starts with.
 pub const DEBUG_RING: usize = 100;
+/// Messages kept, all flows together.
+pub const DEBUG_RETAINED: usize = 2_000;
+/// Approximate bytes of messages kept, all flows together (the newest message is kept whatever
+/// its size).
+pub const DEBUG_RETAINED_BYTES: usize = 16 * 1024 * 1024;
 /// Messages a slow live subscriber may fall behind before it skips ahead.
 const SUBSCRIBER_BACKLOG: usize = 256;
 
-struct FlowDebug {
-    ring: VecDeque<DebugMessage>,
-    /// Made when someone subscribes and dropped when the last one has gone: a broadcast
-    /// channel holds its whole backlog of slots, which for thousands of flows nobody watches
-    /// was most of the hub's memory.
-    live: Option<broadcast::Sender<DebugMessage>>,
+#[derive(Default)]
+struct HubState {
+    /// The newest messages of every flow, oldest first, with their approximate sizes.
+    retained: VecDeque<(Arc<DebugMessage>, usize)>,
+    retained_bytes: usize,
+    /// Channels of flows someone watches; made on subscribe, dropped when the last watcher has
+    /// gone (a broadcast channel holds its whole backlog of slots).
+    live: HashMap<String, broadcast::Sender<DebugMessage>>,
 }
 
 #[derive(Default)]
 pub struct DebugHub {
-    flows: Mutex<HashMap<String, FlowDebug>>,
+    state: Mutex<HubState>,
 }
 
 impl DebugHub {
-    fn with_flow<T>(&self, flow_id: &str, f: impl FnOnce(&mut FlowDebug) -> T) -> T {
-        let mut flows = self.flows.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = flows
-            .entry(flow_id.to_owned())
-            .or_insert_with(|| FlowDebug {
-                ring: VecDeque::new(),
-                live: None,
-            });
-        f(entry)
+    fn state(&self) -> std::sync::MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The recent messages of a flow, oldest first.
     pub fn recent(&self, flow_id: &str) -> Vec<DebugMessage> {
-        let flows = self.flows.lock().unwrap_or_else(|p| p.into_inner());
-        flows
-            .get(flow_id)
-            .map(|f| f.ring.iter().cloned().collect())
-            .unwrap_or_default()
+        let state = self.state();
+        let mut found: Vec<DebugMessage> = state
+            .retained
+            .iter()
+            .rev()
+            .filter(|(m, _)| m.flow_id == flow_id)
+            .take(DEBUG_RING)
+            .map(|(m, _)| DebugMessage::clone(m))
+            .collect();
+        found.reverse();
+        found
     }
 
     /// Live messages of a flow from now on.
     pub fn subscribe(&self, flow_id: &str) -> broadcast::Receiver<DebugMessage> {
-        self.with_flow(flow_id, |f| {
-            f.live
-                .get_or_insert_with(|| broadcast::channel(SUBSCRIBER_BACKLOG).0)
-                .subscribe()
-        })
+        self.state()
+            .live
+            .entry(flow_id.to_owned())
+            .or_insert_with(|| broadcast::channel(SUBSCRIBER_BACKLOG).0)
+            .subscribe()
     }
 
     /// Drops a deleted flow's messages.
     pub fn forget(&self, flow_id: &str) {
-        self.flows
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(flow_id);
+        let mut state = self.state();
+        state.live.remove(flow_id);
+        let before = std::mem::take(&mut state.retained);
+        let (kept, gone): (VecDeque<_>, VecDeque<_>) =
+            before.into_iter().partition(|(m, _)| m.flow_id != flow_id);
+        state.retained_bytes -= gone.iter().map(|(_, size)| size).sum::<usize>();
+        state.retained = kept;
     }
 }
 
 impl RunObserver for DebugHub {
     fn debug(&self, message: &DebugMessage) {
-        self.with_flow(&message.flow_id, |f| {
-            if f.ring.len() == DEBUG_RING {
-                f.ring.pop_front();
+        let size = approximate_size(message);
+        let mut state = self.state();
+        state.retained.push_back((Arc::new(message.clone()), size));
+        state.retained_bytes += size;
+        while state.retained.len() > DEBUG_RETAINED
+            || (state.retained_bytes > DEBUG_RETAINED_BYTES && state.retained.len() > 1)
+        {
+            if let Some((_, size)) = state.retained.pop_front() {
+                state.retained_bytes -= size;
             }
-            f.ring.push_back(message.clone());
-            if let Some(live) = &f.live {
-                // Sending fails only when every subscriber has gone: then the channel goes too.
-                if live.send(message.clone()).is_err() {
-                    f.live = None;
-                }
+        }
+        if let Some(live) = state.live.get(&message.flow_id) {
+            // Sending fails only when every subscriber has gone: then the channel goes too.
+            if live.send(message.clone()).is_err() {
+                state.live.remove(&message.flow_id);
             }
-        });
+        }
+    }
+}
+
+/// Bytes a message holds, roughly: its strings and a word per value. Walking the value is
+/// cheaper than serializing it and close enough for a memory budget.
+fn approximate_size(message: &DebugMessage) -> usize {
+    fn value_size(value: &Value) -> usize {
+        16 + match value {
+            Value::String(s) => s.len(),
+            Value::Array(items) => items.iter().map(value_size).sum(),
+            Value::Object(map) => map.iter().map(|(k, v)| k.len() + value_size(v)).sum(),
+            _ => 0,
+        }
+    }
+    std::mem::size_of::<DebugMessage>()
+        + message.flow_id.len()
+        + message.run_id.len()
+        + message.version.len()
+        + message.node_id.as_ref().map_or(0, String::len)
+        + message.level.len()
+        + message.message.len()
+        + value_size(&message.value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn message(flow: &str, n: usize, value: Value) -> DebugMessage {
+        DebugMessage {
+            time_ms: n as i64,
+            flow_id: flow.to_owned(),
+            run_id: format!("run{n}"),
+            version: "develop".into(),
+            node_id: None,
+            level: "info".into(),
+            message: format!("m{n}"),
+            value,
+        }
+    }
+
+    #[test]
+    fn a_flow_gets_its_newest_messages_oldest_first() {
+        let hub = DebugHub::default();
+        for n in 0..150 {
+            hub.debug(&message("a", n, json!(n)));
+            hub.debug(&message("b", n, json!(n)));
+        }
+        let recent = hub.recent("a");
+        assert_eq!(recent.len(), DEBUG_RING);
+        assert_eq!(recent[0].message, "m50");
+        assert_eq!(recent[DEBUG_RING - 1].message, "m149");
+        assert!(recent.iter().all(|m| m.flow_id == "a"));
+        assert!(hub.recent("c").is_empty());
+    }
+
+    #[test]
+    fn what_is_kept_is_bounded_for_all_flows_together() {
+        let hub = DebugHub::default();
+        for n in 0..20_000 {
+            hub.debug(&message(&format!("flow{n}"), n, json!({"n": n})));
+        }
+        let state = hub.state();
+        assert_eq!(state.retained.len(), DEBUG_RETAINED);
+        drop(state);
+        assert!(
+            hub.recent("flow0").is_empty(),
+            "the oldest flows' output is gone"
+        );
+        assert_eq!(hub.recent("flow19999").len(), 1);
+
+        // Big values: the byte budget, not the count, bounds what is kept.
+        let big = "x".repeat(1024 * 1024);
+        for n in 0..40 {
+            hub.debug(&message("big", n, json!(big)));
+        }
+        let state = hub.state();
+        assert!(state.retained_bytes <= DEBUG_RETAINED_BYTES);
+        assert!(state.retained.len() < 20, "{} kept", state.retained.len());
+        let counted: usize = state.retained.iter().map(|(_, size)| size).sum();
+        assert_eq!(counted, state.retained_bytes);
+    }
+
+    #[test]
+    fn live_subscribers_get_messages_and_forget_drops_a_flow() {
+        let hub = DebugHub::default();
+        let mut live = hub.subscribe("a");
+        hub.debug(&message("a", 1, json!(1)));
+        hub.debug(&message("b", 2, json!(2)));
+        assert_eq!(live.try_recv().map(|m| m.message).ok(), Some("m1".into()));
+        assert!(live.try_recv().is_err(), "only its own flow's messages");
+        hub.forget("a");
+        assert!(hub.recent("a").is_empty());
+        assert_eq!(hub.recent("b").len(), 1);
+        let state = hub.state();
+        assert_eq!(state.retained_bytes, state.retained[0].1);
+        assert!(!state.live.contains_key("a"));
     }
 }

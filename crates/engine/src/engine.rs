@@ -41,8 +41,14 @@ pub struct EngineConfig {
     pub trigger_rate_limit: Option<crate::rate_limit::RateLimit>,
 }
 
-/// How often old run history is deleted.
-const RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How often old run history is deleted: a tenth of the retention window, between 10 s and an
+/// hour, so history never outlives its window by more than a tenth.
+fn retention_sweep(retention: std::time::Duration) -> std::time::Duration {
+    (retention / 10).clamp(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_secs(3600),
+    )
+}
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -211,7 +217,7 @@ impl Engine {
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "deleting old run history failed"),
                 }
-                tokio::time::sleep(RETENTION_SWEEP).await;
+                tokio::time::sleep(retention_sweep(retention)).await;
             }
         });
         Engine { inner }

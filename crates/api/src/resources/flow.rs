@@ -258,7 +258,7 @@ async fn errors(
     who: Principal,
     params: Params,
     PathParams(path): FlowPath,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<crate::runs::ErrorsBody>> {
     let selection = history(&state, &who, Action::FlowErrors, &path, &params).await?;
     Ok(Json(
         crate::runs::errors(&state, &path.1, selection, &params).await?,

@@ -121,7 +121,7 @@ async fn errors(
     who: Principal,
     params: Params,
     PathParams(path): VersionPath,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<crate::runs::ErrorsBody>> {
     let selection = history(&state, &who, Action::FlowVersionErrors, &path).await?;
     Ok(Json(
         crate::runs::errors(&state, &path.1, selection, &params).await?,

@@ -493,6 +493,9 @@ impl AccountingStore for SqliteStore {
             )?;
             let errors = tx.execute("DELETE FROM run_errors WHERE time_ms < ?1", [before_ms])?;
             let logs = tx.execute("DELETE FROM run_logs WHERE started_ms < ?1", [before_ms])?;
+            if stats + errors + logs > 0 {
+                super::release_free_pages(tx)?;
+            }
             Ok((stats + errors + logs) as u64)
         })
         .await
@@ -502,7 +505,7 @@ impl AccountingStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::super::{migrations::MIGRATIONS, SqliteStore};
-    use crate::{AccountingStore, FlowStore, RunFilter, RunRecord, RunVersion};
+    use crate::{AccountingStore, FlowStore, RunError, RunFilter, RunRecord, RunVersion};
     use rusqlite::Connection;
 
     /// A database written by a flowd that knew only migration 1 takes migration 2 on open,
@@ -547,5 +550,83 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
+        // The old file was converted so retention can shrink it.
+        let auto_vacuum: i64 = store
+            .read(|conn| Ok(conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(auto_vacuum, 2, "incremental");
+    }
+
+    fn page_count(conn: &Connection) -> i64 {
+        conn.pragma_query_value(None, "page_count", |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Deleting old history gives the space back: the file shrinks to near what the remaining
+    /// rows need, instead of staying at its high-water mark.
+    #[tokio::test]
+    async fn retention_shrinks_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let flow_id = "00000000000000000000000f";
+        store
+            .write(move |tx| {
+                tx.execute_batch(&format!(
+                    "INSERT INTO applications VALUES ('a', 'app', 'c', 'u', '{{}}');
+                     INSERT INTO flows VALUES ('{flow_id}', 'a', 'flow', 'cloud', 'c', 'u',
+                        '{{\"id\":\"{flow_id}\"}}');"
+                ))?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let empty = store.read(|conn| Ok(page_count(conn))).await.unwrap();
+        // 20,000 failed runs over 20,000 minutes, each error ~1 KB.
+        let runs: Vec<RunRecord> = (0..20_000i64)
+            .map(|minute| RunRecord {
+                application_id: "a".into(),
+                flow_id: flow_id.into(),
+                version: RunVersion::Develop,
+                device_id: None,
+                started_ms: minute * 60_000,
+                wall_time_ms: 1,
+                paths_completed: 0,
+                paths_failed: 1,
+                errors: vec![RunError {
+                    time_ms: minute * 60_000,
+                    node_id: Some("n".into()),
+                    node_label: None,
+                    name: "Error".into(),
+                    message: "x".repeat(1000),
+                }],
+            })
+            .collect();
+        store.record_runs(&runs, 10).await.unwrap();
+        let full = store.read(|conn| Ok(page_count(conn))).await.unwrap();
+        assert!(full > empty + 2_000, "{empty} -> {full} pages");
+        // Keep the newest 1,000 minutes.
+        let removed = store
+            .delete_accounting_before(19_000 * 60_000)
+            .await
+            .unwrap();
+        assert!(removed >= 2 * 19_000, "{removed} rows removed");
+        let after = store.read(|conn| Ok(page_count(conn))).await.unwrap();
+        assert!(
+            after < full / 5,
+            "{full} pages before the sweep, {after} after: space was not released"
+        );
+        let kept = store
+            .errors(
+                flow_id,
+                &RunFilter::default(),
+                0,
+                i64::MAX / 2,
+                10_000,
+                true,
+            )
+            .await
+            .unwrap();
+        assert_eq!(kept.len(), 1_000);
     }
 }

@@ -173,10 +173,17 @@ impl DocTable {
             SortDirection::Asc => "ASC",
             SortDirection::Desc => "DESC",
         };
-        let sort = self.column(query.sort)?;
+        // Ids are lowercase hex: sorted as they are, so the primary key can serve the order
+        // (COLLATE NOCASE made every page of a by-id walk sort the whole table).
+        let order = match query.sort {
+            Column::Id => format!("id {direction}"),
+            other => format!(
+                "{} COLLATE NOCASE {direction}, id {direction}",
+                self.column(other)?
+            ),
+        };
         let sql = format!(
-            "SELECT doc FROM {} {where_clause} ORDER BY {sort} COLLATE NOCASE {direction}, id {direction} \
-             LIMIT ? OFFSET ?",
+            "SELECT doc FROM {} {where_clause} ORDER BY {order} LIMIT ? OFFSET ?",
             self.table
         );
         let limit = query.per_page.min(i64::MAX as u64) as i64;

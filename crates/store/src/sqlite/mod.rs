@@ -4,6 +4,10 @@
 //! through a single connection (SQLite allows one writer at a time; queueing on a mutex beats
 //! retrying on `SQLITE_BUSY`); reads use a small set of read connections, which WAL lets run
 //! beside the writer. Every call runs on tokio's blocking pool.
+//!
+//! The file stays bounded under steady load: retention deletes old run history, the database is
+//! in `auto_vacuum = INCREMENTAL` mode so the pages that frees go back to the file system (see
+//! [`release_free_pages`]), and the WAL is cut back to [`WAL_SIZE_LIMIT`] after checkpoints.
 
 mod accounting;
 mod applications;
@@ -24,6 +28,14 @@ use std::sync::{Arc, Mutex};
 /// How many read connections are kept open. Two cores here; a few more than cores lets reads
 /// wait on I/O without queueing.
 const READ_CONNECTIONS: usize = 4;
+
+/// Bytes the WAL file is truncated to after a checkpoint (it would otherwise stay as large as
+/// the biggest burst of writes ever made it).
+const WAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
+
+/// Free pages kept in the file, as a fraction of it, for the inserts that follow a retention
+/// sweep; beyond that they are released.
+const KEEP_FREE_FRACTION: i64 = 10;
 
 /// The SQLite implementation of [`Store`].
 #[derive(Clone)]
@@ -47,8 +59,45 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(())
+}
+
+/// Puts the database in incremental auto-vacuum mode. A new file takes the setting before its
+/// first table; a file made by an older flowd needs one full `VACUUM` (once).
+fn enable_incremental_vacuum(conn: &Connection) -> rusqlite::Result<()> {
+    const INCREMENTAL: i64 = 2;
+    let mode: i64 = conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
+    if mode == INCREMENTAL {
+        return Ok(());
+    }
+    conn.pragma_update(None, "auto_vacuum", INCREMENTAL)?;
+    let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+    if pages > 0 {
+        tracing::info!(
+            pages,
+            "converting the database to incremental vacuum (once)"
+        );
+        conn.execute_batch("VACUUM")?;
+    }
+    Ok(())
+}
+
+/// Gives the file system back the free pages beyond [`KEEP_FREE_FRACTION`] of the file, so a
+/// retention sweep shrinks the file instead of leaving it at its high-water mark.
+pub(crate) fn release_free_pages(conn: &Connection) -> rusqlite::Result<i64> {
+    let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+    let free: i64 = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+    let release = free - pages / KEEP_FREE_FRACTION;
+    if release <= 0 {
+        return Ok(0);
+    }
+    // `incremental_vacuum` returns a row per page freed; stepping through them does the work.
+    let mut statement = conn.prepare(&format!("PRAGMA incremental_vacuum({release})"))?;
+    let mut rows = statement.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(release)
 }
 
 fn migrate(conn: &mut Connection) -> StoreResult<()> {
@@ -85,6 +134,7 @@ impl SqliteStore {
 
     fn open_blocking(path: PathBuf) -> StoreResult<Self> {
         let mut writer = Connection::open(&path)?;
+        enable_incremental_vacuum(&writer)?;
         configure(&writer)?;
         migrate(&mut writer)?;
         let readers = (0..READ_CONNECTIONS)
