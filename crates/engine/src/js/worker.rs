@@ -1,33 +1,53 @@
 //! One worker's QuickJS state and one run on it. Everything here runs on the worker's own thread:
 //! a `Runtime` is neither `Send` nor shared.
 //!
-//! Isolation: every run gets a **fresh `Context`** (a new realm: its own global object and
-//! built-ins) on the worker's long-lived `Runtime`, so nothing a script does to globals or to
-//! built-in prototypes can be seen by a later run. Creating a context is the price of that (about
-//! 100–150 µs, most of a small run's cost); the worker pays it ahead of time, right after it has
-//! answered, so a run on an idle worker does not wait for it. Freezing and reusing one context was
-//! rejected: QuickJS keeps per-context state that freezing does not cover
-//! (`Error.prepareStackTrace`, `Error.stackTraceLimit` are setters into the context), hidden
-//! intrinsics (generator, async and iterator prototypes) must all be found and frozen, and frozen
-//! prototypes break ordinary code (`this.name = 'MyError'` in an `Error` subclass).
+//! # Isolation: one context, put back byte for byte after every run
+//! The worker's runtime and its single context live in an [`Arena`] (`arena.rs`): a memory
+//! region of their own. Right after they are set up (all intrinsics, the console, a `Math.random`
+//! that does not rewind) the worker copies the region's used bytes aside (~340 KB); once a run is
+//! over it copies them back. Everything a script could have changed is in that region — globals,
+//! built-in prototypes, hidden intrinsics (generator, async and iterator prototypes), QuickJS's
+//! per-context state (`Error.prepareStackTrace`, `Error.stackTraceLimit`), the job queue, the
+//! symbol registry — so a later run finds exactly the state the first run found, and nothing one
+//! run does can be seen by another. Cost: a `memcpy` of the snapshot (~10 µs) instead of a
+//! fresh context and a collection per run (`Context::full`, 100–170 µs; even `Context::base`
+//! with no optional intrinsics is ~65 µs): about four times the runs a second on one worker for a
+//! small script (`js_throughput` in `tests.rs`). What a small run costs now is mostly compiling
+//! the script, `JSON.stringify` of the result and the copy itself.
 //!
-//! The runtime itself is replaced after a run that timed out, ran out of memory, failed inside
-//! flowd, or left jobs queued, so a run that went wrong never leaves anything behind.
+//! Freezing and reusing one context without the copy was rejected: QuickJS keeps per-context
+//! state that freezing does not cover (the `Error` setters above), every hidden intrinsic must be
+//! found and frozen, and frozen prototypes break ordinary code (`this.name = 'MyError'` in an
+//! `Error` subclass).
+//!
+//! What the copy-back asks of this file: no JavaScript runs and no Rust handle to a value made
+//! during the run exists when it happens (`execute` drops all of them before it returns); no Rust
+//! closure becomes a JavaScript function after the snapshot (its box would never be freed); and
+//! the Rust closures made before it (the console's sink, `Math.random`) are also held from Rust,
+//! so that no run can free them by dropping their last JavaScript reference. `performance.now()`
+//! counts from when the worker was set up, not from the run's start.
+//!
+//! A run that timed out, ran out of memory or failed inside flowd needs nothing more: the copy
+//! undoes it like any other. After a run that took the region far past the snapshot (a big
+//! allocation) the pages above the snapshot are given back to the system (`madvise`; where that
+//! is not available the worker starts over on a new region). A worker whose run panicked is
+//! replaced.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Instant;
 
 use rquickjs::context::EvalOptions;
-use rquickjs::object::{Accessor, Property};
-use rquickjs::{Coerced, Context, Ctx, Function, Object, Promise, Runtime, Value};
+use rquickjs::object::Property;
+use rquickjs::{Coerced, Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value};
+
+use super::arena::{Arena, ArenaAllocator, Snapshot};
 
 use super::{
     JsError, JsLimits, JsOutcome, MAX_ERROR_MESSAGE_BYTES, MAX_LOG_LINES, MAX_LOG_LINE_BYTES,
 };
 
-/// The console implementation, compiled into a run's context on the script's first use of
-/// `console`.
+/// The console implementation, set up once per worker, before the snapshot.
 const CONSOLE_JS: &str = include_str!("console.js");
 
 /// The file name QuickJS puts in stack traces of the user's script.
@@ -108,31 +128,94 @@ fn truncate_utf8(text: &mut String, max: usize) {
     text.truncate(end);
 }
 
-/// A worker's QuickJS runtime, and the context prepared for its next run.
+/// Memory a worker's region reserves beyond twice the memory limit, for the size classes
+/// rounding and the set-up itself.
+const REGION_HEADROOM: usize = 16 * 1024 * 1024;
+/// The region reserved when memory is unlimited.
+const UNLIMITED_REGION: usize = 1024 * 1024 * 1024;
+/// A run that took the region's high-water mark this far past the snapshot gives the pages above
+/// the snapshot back to the system (a restore alone leaves them resident).
+const RETAINED_AFTER_RUN: usize = 4 * 1024 * 1024;
+
+/// A worker's QuickJS runtime and its one context, living in an [`Arena`] that goes back to the
+/// snapshot taken right after they were set up once a run is over.
 pub(super) struct Worker {
     limits: JsLimits,
     clock: Rc<Clock>,
-    runtime: Runtime,
-    next: Option<Context>,
+    /// Where `console.*` writes, for the run under way (the console lives in the snapshot).
+    logs: Rc<RefCell<Logs>>,
+    /// True once a run has touched the region since the last restore.
+    dirty: bool,
+    // Fields drop in this order: the handles, then the context (which holds the runtime), then the
+    // region they live in.
+    /// The functions backed by Rust closures (the console's sink, `Math.random`), held from Rust
+    /// so that no script can drop their last reference: a run that did would free the closure
+    /// while the restored heap still points at it.
+    _rust_functions: Vec<Persistent<Function<'static>>>,
+    context: Context,
+    snapshot: Snapshot,
+    arena: Box<Arena>,
 }
 
 impl Worker {
     pub(super) fn new(limits: JsLimits) -> Result<Self, JsError> {
+        let internal = |what: &str, e: &dyn std::fmt::Display| {
+            JsError::Internal(format!("cannot create a JavaScript {what}: {e}"))
+        };
+        let size = match limits.memory_bytes {
+            0 => UNLIMITED_REGION,
+            limit => limit.saturating_mul(2).saturating_add(REGION_HEADROOM),
+        };
+        let mut arena =
+            Box::new(Arena::new(size).ok_or_else(|| internal("memory region", &"out of memory"))?);
+        let runtime = Runtime::new_with_alloc(ArenaAllocator(&mut *arena))
+            .map_err(|e| internal("runtime", &e))?;
+        runtime.set_memory_limit(limits.memory_bytes);
+        runtime.set_max_stack_size(limits.max_stack_bytes);
         let clock = Rc::new(Clock::default());
-        let runtime = new_runtime(&limits, &clock)?;
+        let watch = Rc::clone(&clock);
+        runtime.set_interrupt_handler(Some(Box::new(move || watch.check())));
+        let context = Context::full(&runtime).map_err(|e| internal("context", &e))?;
+        let logs = Rc::new(RefCell::new(Logs::default()));
+        let rust_functions = context
+            .with(|ctx| set_up(&ctx, &logs))
+            .map_err(|e| internal("context", &e))?;
+        // What setting up left behind would otherwise be collected in every run's time.
+        runtime.run_gc();
+        let snapshot = arena.snapshot();
         Ok(Worker {
             limits,
             clock,
-            runtime,
-            next: None,
+            logs,
+            dirty: false,
+            _rust_functions: rust_functions,
+            context,
+            snapshot,
+            arena,
         })
     }
 
-    /// Creates the next run's context now, while nobody waits for it.
-    pub(super) fn prepare(&mut self) {
-        if self.next.is_none() {
-            self.next = Context::full(&self.runtime).ok();
+    /// Puts the worker back as it was set up, while nobody waits for it; false when it should be
+    /// replaced instead (a run used much memory and its pages cannot be given back in place).
+    pub(super) fn prepare(&mut self) -> bool {
+        if !self.dirty {
+            return true;
         }
+        let high_water = self.arena.used();
+        // SAFETY: no JavaScript runs now and every handle made during the last run was dropped
+        // when `execute` returned: the runtime and context are the snapshot's again.
+        unsafe { self.arena.restore(&self.snapshot) };
+        self.dirty = false;
+        // A run that touched much more than the snapshot gives those pages back (a restore
+        // leaves them resident); smaller ones keep theirs for the next run.
+        high_water <= self.snapshot.len() + RETAINED_AFTER_RUN
+            || self.arena.release(self.snapshot.len(), high_water)
+    }
+
+    /// Bytes each reset copies back.
+    #[cfg(test)]
+    pub(super) fn snapshot_bytes(&self) -> usize {
+        self.snapshot.len()
     }
 
     /// Runs one Function node script against `payload`; stops early (as a timeout) once
@@ -143,68 +226,61 @@ impl Worker {
         payload: &serde_json::Value,
         abandoned: Abandoned,
     ) -> Result<JsOutcome, JsError> {
+        // Normally done already, right after the last answer; whether that run's pages could be
+        // given back only matters to the pool, which replaces a worker that could not.
+        let _ = self.prepare();
         let payload_json = serde_json::to_string(payload)
             .map_err(|e| JsError::Internal(format!("payload does not serialize: {e}")))?;
-        let context = match self.next.take() {
-            Some(context) => context,
-            None => self.fresh_context()?,
-        };
-        let logs = Rc::new(RefCell::new(Logs::default()));
-
+        self.logs.borrow_mut().lines.clear();
+        self.dirty = true;
         self.clock.start(&self.limits, abandoned);
-        let result = context.with(|ctx| execute(&ctx, script, &payload_json, &logs, &self.clock));
+        let result = self
+            .context
+            .with(|ctx| execute(&ctx, script, &payload_json, &self.clock));
         self.clock.stop();
-        drop(context);
-
-        let damaged = matches!(
-            result,
-            Err(JsError::Timeout | JsError::OutOfMemory | JsError::Internal(_))
-        );
-        if !damaged {
-            // The dropped context's objects point at each other (constructor <-> prototype), so
-            // only the cycle collector frees them; doing it now keeps the next run's memory
-            // budget whole and costs less than letting allocation pressure trigger it later.
-            self.runtime.run_gc();
-        }
-        // Jobs still queued (left by the script, or finalizers the collection just queued) would
-        // run inside the next run's time: start over instead.
-        if damaged || self.runtime.is_job_pending() {
-            self.replace_runtime()?;
-        }
-
-        let logs = std::mem::take(&mut logs.borrow_mut().lines);
+        let logs = std::mem::take(&mut self.logs.borrow_mut().lines);
         result.map(|payload| JsOutcome { payload, logs })
     }
+}
 
-    /// Drops the runtime (and with it anything a broken run left) and starts a new one.
-    pub(super) fn replace_runtime(&mut self) -> Result<(), JsError> {
-        self.next = None;
-        self.runtime = new_runtime(&self.limits, &self.clock)?;
-        Ok(())
-    }
-
-    fn fresh_context(&mut self) -> Result<Context, JsError> {
-        match Context::full(&self.runtime) {
-            Ok(context) => Ok(context),
-            Err(_) => {
-                // Most likely the memory limit: start over on a clean runtime once.
-                self.replace_runtime()?;
-                Context::full(&self.runtime).map_err(|e| {
-                    JsError::Internal(format!("cannot create a JavaScript context: {e}"))
-                })
-            }
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // A run that panicked may have left the heap half-updated; the snapshot is a state the
+        // runtime can be freed from.
+        if self.dirty {
+            // SAFETY: as in `prepare`; nothing of the last run is alive on the Rust side.
+            unsafe { self.arena.restore(&self.snapshot) };
         }
     }
 }
 
-fn new_runtime(limits: &JsLimits, clock: &Rc<Clock>) -> Result<Runtime, JsError> {
-    let runtime = Runtime::new()
-        .map_err(|e| JsError::Internal(format!("cannot create a JavaScript runtime: {e}")))?;
-    runtime.set_memory_limit(limits.memory_bytes);
-    runtime.set_max_stack_size(limits.max_stack_bytes);
-    let clock = Rc::clone(clock);
-    runtime.set_interrupt_handler(Some(Box::new(move || clock.check())));
-    Ok(runtime)
+/// What every run finds, made once before the snapshot: the console and a `Math.random` that
+/// does not repeat (QuickJS keeps its generator's state in the context, which every restore would
+/// rewind).
+fn set_up<'js>(
+    ctx: &Ctx<'js>,
+    logs: &Rc<RefCell<Logs>>,
+) -> rquickjs::Result<Vec<Persistent<Function<'static>>>> {
+    let factory: Function = ctx.eval_with_options(CONSOLE_JS, sloppy("console.js"))?;
+    let logs = Rc::clone(logs);
+    let sink = Function::new(ctx.clone(), move |line: String| {
+        logs.borrow_mut().push(line)
+    })?;
+    let console: Value = factory.call((sink.clone(),))?;
+    define_console(ctx, console)?;
+
+    let random = Function::new(ctx.clone(), rand::random::<f64>)?
+        .with_name("random")?
+        .with_length(0)?;
+    let math: Object = ctx.globals().get("Math")?;
+    math.prop(
+        "random",
+        Property::from(random.clone()).writable().configurable(),
+    )?;
+    Ok(vec![
+        Persistent::save(ctx, sink),
+        Persistent::save(ctx, random),
+    ])
 }
 
 fn sloppy(file: &str) -> EvalOptions {
@@ -223,7 +299,6 @@ fn execute<'js>(
     ctx: &Ctx<'js>,
     script: &str,
     payload_json: &str,
-    logs: &Rc<RefCell<Logs>>,
     clock: &Clock,
 ) -> Result<serde_json::Value, JsError> {
     let fail = |e: rquickjs::Error| failure(ctx, e, clock);
@@ -231,7 +306,6 @@ fn execute<'js>(
     let payload = ctx.json_parse(payload_json).map_err(fail)?;
     let globals = ctx.globals();
     globals.set("payload", payload).map_err(fail)?;
-    install_console(&globals, logs).map_err(fail)?;
 
     // The body becomes a function so that a top-level `return` works, and an async one so that
     // `await` works (NODES.md: edge workflows allow async scripts; a synchronous script behaves
@@ -280,24 +354,7 @@ fn execute<'js>(
     })
 }
 
-/// Defines `console` as a global accessor that compiles the console on first use.
-fn install_console<'js>(globals: &Object<'js>, logs: &Rc<RefCell<Logs>>) -> rquickjs::Result<()> {
-    let logs = Rc::clone(logs);
-    let get = move |ctx: Ctx<'js>| -> rquickjs::Result<Value<'js>> {
-        let factory: Function = ctx.eval_with_options(CONSOLE_JS, sloppy("console.js"))?;
-        let logs = Rc::clone(&logs);
-        let sink = Function::new(ctx.clone(), move |line: String| {
-            logs.borrow_mut().push(line)
-        })?;
-        let console: Value = factory.call((sink,))?;
-        define_console(&ctx, console.clone())?;
-        Ok(console)
-    };
-    let set = |ctx: Ctx<'js>, value: Value<'js>| define_console(&ctx, value);
-    globals.prop("console", Accessor::new_get(get).set(set).configurable())
-}
-
-/// Replaces the `console` accessor with a plain (writable, non-enumerable) property, as in Node.
+/// Defines `console` as a plain (writable, configurable, non-enumerable) property, as in Node.
 fn define_console<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> rquickjs::Result<()> {
     ctx.globals()
         .prop("console", Property::from(value).writable().configurable())
@@ -328,6 +385,15 @@ fn describe_exception<'js>(ctx: &Ctx<'js>, thrown: Value<'js>) -> JsError {
             text(object.get("name")).unwrap_or_else(|| "Error".to_owned()),
             text(object.get("message")).unwrap_or_default(),
         ),
+        // String(symbol) is "Symbol(description)", but coercing a symbol to text throws.
+        _ if thrown.is_symbol() => {
+            let description = thrown
+                .as_symbol()
+                .and_then(|symbol| symbol.description().ok())
+                .and_then(|d| d.as_string().and_then(|d| d.to_string().ok()))
+                .unwrap_or_default();
+            ("Error".to_owned(), format!("Symbol({description})"))
+        }
         _ => (
             "Error".to_owned(),
             text(thrown.get()).unwrap_or_else(|| thrown.type_name().to_owned()),
