@@ -203,7 +203,7 @@ fn largest_mappings(server: &Server) -> String {
             current = line.to_owned();
         }
     }
-    mappings.sort_by(|a, b| b.0.cmp(&a.0));
+    mappings.sort_by_key(|b| std::cmp::Reverse(b.0));
     mappings
         .iter()
         .take(5)
