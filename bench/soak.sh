@@ -9,7 +9,8 @@
 #   - paced presses of a flow whose run always fails (run errors pile up, then retention
 #     deletes them),
 #   - paced presses of a Function node flow (QuickJS),
-#   - a REST loop: storage PATCH and GET, GET errors, GET stats, flow rename, version create.
+#   - a REST loop: storage PATCH and GET, GET errors, GET stats, flow PATCH, version create
+#     (every call must succeed).
 # Every SAMPLE_SECS: RSS, open file descriptors, threads, database file + WAL size, rows of run
 # history. At the end the checks: RSS, fds and the database must be flat over the second half
 # (the last sample at most GROWTH_PCT above the half-way sample, fds at most +8), and the incr
@@ -68,19 +69,23 @@ FAIL_FLOW=$(new_flow "$APP" '{"name": "soak-fails",
 FN_FLOW=$(new_flow "$APP" "$(function_flow_json 1)")
 FLOWS=$FLOWD_URL/applications/$APP/flows
 
-# The REST loop: runs until killed.
+# The REST loop: runs until killed. A failed call is written to REST_FAILS (checked at the end).
+REST_FAILS=$RESULTS/rest-failures.txt
+: >"$REST_FAILS"
+rest_call() { api "$@" >/dev/null 2>&1 || echo "$*" >>"$REST_FAILS"; }
 rest_loop() {
-    local i=0
+    local i=0 pad
+    pad=$(printf '%0200d' 0)
     while :; do
         i=$((i + 1))
-        api -X PATCH -d "{\"k$((i % 500))\": {\"i\": $i, \"pad\": \"$(printf '%0200d' 0)\"}}" \
-            "$FLOWS/$PRESS_FLOW/storage" >/dev/null || true
-        api "$FLOWS/$PRESS_FLOW/storage" >/dev/null || true
-        api "$FLOWS/$FAIL_FLOW/errors?limit=1000" >/dev/null || true
-        api "$FLOWS/$PRESS_FLOW/stats?duration=3600000&resolution=60000" >/dev/null || true
-        api -X PATCH -d "{\"description\": \"soak $i\"}" "$FLOWS/$PRESS_FLOW" >/dev/null || true
+        rest_call -X PATCH -d "{\"key\": \"k$((i % 500))\", \"value\": {\"i\": $i, \"pad\": \"$pad\"}}" \
+            "$FLOWS/$PRESS_FLOW/storage"
+        rest_call "$FLOWS/$PRESS_FLOW/storage"
+        rest_call "$FLOWS/$FAIL_FLOW/errors?limit=1000"
+        rest_call "$FLOWS/$PRESS_FLOW/stats?duration=3600000&resolution=60000"
+        rest_call -X PATCH -d "{\"description\": \"soak $i\"}" "$FLOWS/$PRESS_FLOW"
         if [ $((i % 20)) = 0 ]; then
-            api -d "{\"version\": \"v$i\"}" "$FLOWS/$FN_FLOW/versions" >/dev/null || true
+            rest_call -d "{\"version\": \"v$i\"}" "$FLOWS/$FN_FLOW/versions"
         fi
         sleep 0.1
     done
@@ -112,7 +117,7 @@ PIDS+=($!)
 WRK_DELAY_MS=$SIDE_DELAY_MS wrk_run -t1 -c2 -d"${SOAK_SECS}s" -s "$BENCH/press.lua" \
     "$FLOWS/$FN_FLOW/virtualButton" >"$RESULTS/wrk-function.txt" 2>&1 &
 PIDS+=($!)
-taskset -c "$LOAD_CPU" bash -c "$(declare -f api rest_loop); $(declare -p AUTH FLOWS PRESS_FLOW FAIL_FLOW FN_FLOW); rest_loop" &
+taskset -c "$LOAD_CPU" bash -c "$(declare -f api rest_call rest_loop); $(declare -p AUTH FLOWS PRESS_FLOW FAIL_FLOW FN_FLOW REST_FAILS); rest_loop" &
 REST_PID=$!
 PIDS+=("$REST_PID")
 
@@ -131,6 +136,8 @@ summary_of() { grep '^SUMMARY' "$1" | sed 's/^SUMMARY //'; }
 accepted=$(summary_of "$RESULTS/wrk-press.txt" | jq '.requests - .non2xx')
 counter=$(counter "$FLOWS/$PRESS_FLOW")
 [ "$counter" = "$accepted" ] || fail "incr counter $counter != accepted presses $accepted"
+rest_failed=$(wc -l <"$REST_FAILS")
+[ "$rest_failed" = 0 ] || fail "$rest_failed REST calls failed (first: $(head -1 "$REST_FAILS"))"
 half=$(awk -v h=$((SOAK_SECS / 2)) -F'\t' 'NR > 1 && $1 >= h {print; exit}' "$RESULTS/samples.tsv")
 last=$(tail -1 "$RESULTS/samples.tsv")
 col() { cut -f"$2" <<<"$1"; }
@@ -144,7 +151,7 @@ grown "$(col "$half" 5)" "$(col "$last" 5)" && fail "the database grew in the se
     echo
     echo "\`SOAK_SECS=$SOAK_SECS bench/soak.sh\` (flowd $(git rev-parse --short HEAD), retention $RETENTION_MIN min,"
     echo "presses c=$PRESS_C at ${PRESS_DELAY_MS} ms pauses + failing and Function flows c=2 at ${SIDE_DELAY_MS} ms + REST loop)."
-    echo "Press flow: $accepted presses accepted, incr counter $counter; flowd CPU $CPU % of a core."
+    echo "Press flow: $accepted presses accepted, incr counter $counter; flowd CPU $CPU % of a core; REST calls failed: $rest_failed."
     for f in press fail function; do
         echo "wrk $f: $(summary_of "$RESULTS/wrk-$f.txt")"
     done
