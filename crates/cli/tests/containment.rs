@@ -11,7 +11,7 @@ use flowd_model::schema::SchemaName;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Two JavaScript workers, a short time limit (1 s) so endless loops end quickly, and the default
 /// memory limit (64 MB).
@@ -138,32 +138,6 @@ async fn press(server: &Server, flow_path: &str, key: &str) {
     assert_eq!(status, 200, "pressing {key}: {body}");
 }
 
-/// Polls the flow's run logs until `runs` runs are recorded; returns them.
-async fn wait_for_runs(server: &Server, flow_path: &str, runs: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let logs = server
-            .ok(
-                Method::GET,
-                &format!("{flow_path}/logs?limit=1000"),
-                None,
-                200,
-                SchemaName::FlowLog,
-            )
-            .await;
-        let logs = logs.as_array().cloned().unwrap_or_default();
-        if logs.len() >= runs {
-            return logs;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {runs} runs recorded",
-            logs.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn path_of(app: &str, flow: &Value) -> String {
     format!(
         "/applications/{app}/flows/{}",
@@ -222,7 +196,9 @@ async fn hostile_scripts_fail_their_own_runs_and_nothing_else() {
     // The pollution run first, then every hostile script, each followed by a steady run: the
     // steady flow shares the workers with them and must complete every time.
     press(&server, &hostile, "pollute").await;
-    wait_for_runs(&server, &hostile, 1).await;
+    server
+        .wait_for_runs(&hostile, 1, Duration::from_secs(20))
+        .await;
     let mut steady_presses = 0;
     for (key, _, _) in HOSTILE {
         press(&server, &hostile, key).await;
@@ -233,8 +209,12 @@ async fn hostile_scripts_fail_their_own_runs_and_nothing_else() {
     press(&server, &hostile, "check").await;
     press(&server, &hostile, "check").await;
     let runs = HOSTILE.len() + 3;
-    let logs = wait_for_runs(&server, &hostile, runs).await;
-    wait_for_runs(&server, &steady, steady_presses).await;
+    let logs = server
+        .wait_for_runs(&hostile, runs, Duration::from_secs(20))
+        .await;
+    server
+        .wait_for_runs(&steady, steady_presses, Duration::from_secs(20))
+        .await;
 
     // Every hostile run failed, the pollution and the checks did not.
     assert_eq!(logs.len(), runs);
@@ -314,7 +294,9 @@ async fn memory_comes_back_after_big_allocations() {
     for _ in 0..10 {
         press(&server, &steady, "go").await;
     }
-    wait_for_runs(&server, &steady, 10).await;
+    server
+        .wait_for_runs(&steady, 10, Duration::from_secs(20))
+        .await;
     let baseline = rss_kib(&server);
 
     let mut peak = baseline;
@@ -322,14 +304,18 @@ async fn memory_comes_back_after_big_allocations() {
         press(&server, &big, "big").await;
         peak = peak.max(rss_kib(&server));
     }
-    let logs = wait_for_runs(&server, &big, RUNS).await;
+    let logs = server
+        .wait_for_runs(&big, RUNS, Duration::from_secs(20))
+        .await;
     assert!(
         logs.iter().all(|run| run["pathsCompleted"] == 1),
         "every 60 MB run completes: {logs:#?}"
     );
     // A steady run after them, so the workers have finished resetting.
     press(&server, &steady, "go").await;
-    wait_for_runs(&server, &steady, 11).await;
+    server
+        .wait_for_runs(&steady, 11, Duration::from_secs(20))
+        .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let after = rss_kib(&server);
     eprintln!("flowd VmRSS: baseline {baseline} KiB, peak seen {peak} KiB, after {after} KiB");

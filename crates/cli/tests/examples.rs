@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn example(name: &str) -> (PathBuf, Value) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -55,27 +55,6 @@ fn button_key(doc: &Value, label: &str) -> String {
         .to_owned()
 }
 
-async fn logs_after(server: &Server, flow_path: &str, runs: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let logs = server
-            .ok(
-                Method::GET,
-                &format!("{flow_path}/logs?limit=100"),
-                None,
-                200,
-                SchemaName::FlowLog,
-            )
-            .await;
-        let logs = logs.as_array().unwrap().clone();
-        if logs.len() >= runs {
-            return logs;
-        }
-        assert!(Instant::now() < deadline, "runs did not finish: {logs:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn tank_alert_through_the_api() {
     let (_, doc) = example("01-virtual-button-tank-alert.json");
@@ -96,12 +75,13 @@ async fn tank_alert_through_the_api() {
             .await;
         assert_eq!(status, 200, "{body}");
         // One at a time, so the storage read below sees only the high press's writes.
-        logs_after(
-            &server,
-            &flow_path,
-            if label.contains("high") { 1 } else { 2 },
-        )
-        .await;
+        server
+            .wait_for_runs(
+                &flow_path,
+                if label.contains("high") { 1 } else { 2 },
+                Duration::from_secs(20),
+            )
+            .await;
     }
     let storage = server.storage(&flow_path).await;
     assert_eq!(storage["alertCount-tank-7"], 1);
@@ -117,7 +97,9 @@ async fn tank_alert_through_the_api() {
         at >= before - 1000 && at <= chrono::Utc::now().timestamp_millis(),
         "{at}"
     );
-    let logs = logs_after(&server, &flow_path, 2).await;
+    let logs = server
+        .wait_for_runs(&flow_path, 2, Duration::from_secs(20))
+        .await;
     for entry in &logs {
         assert_eq!(
             (
@@ -187,7 +169,9 @@ async fn failing_on_purpose_records_each_error() {
         assert_eq!(status, 200);
     }
     // Three failed runs, and the three Workflow Error runs they started in the same flow.
-    let logs = logs_after(&server, &flow_path, 6).await;
+    let logs = server
+        .wait_for_runs(&flow_path, 6, Duration::from_secs(20))
+        .await;
     let failed = logs
         .iter()
         .filter(|e| e["pathsFailed"].as_u64() >= Some(1))
@@ -279,7 +263,9 @@ async fn loop_switch_array_through_the_api_and_flowd_run() {
         )
         .await;
     assert_eq!(status, 200);
-    let logs = logs_after(&server, &flow_path, 1).await;
+    let logs = server
+        .wait_for_runs(&flow_path, 1, Duration::from_secs(20))
+        .await;
     assert_eq!(
         (
             logs[0]["pathsCompleted"].as_u64(),
@@ -379,7 +365,9 @@ async fn webhook_function_replies_through_the_webhook() {
     assert_eq!(summary["max"], 3.5);
     assert!(summary["receivedAt"].is_string(), "{summary}");
     // The reply and the parallel debug branch: two completed paths.
-    let logs = logs_after(&server, &flow_path, 1).await;
+    let logs = server
+        .wait_for_runs(&flow_path, 1, Duration::from_secs(20))
+        .await;
     assert_eq!(logs[0]["pathsCompleted"], 2, "{logs:?}");
 
     let answer = client

@@ -166,28 +166,6 @@ async fn logs(server: &Server, flow_path: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// Polls until `runs` runs of the flow are logged (newest first), or fails after `within`.
-async fn wait_for_runs(
-    server: &Server,
-    flow_path: &str,
-    runs: usize,
-    within: Duration,
-) -> Vec<Value> {
-    let deadline = Instant::now() + within;
-    loop {
-        let logs = logs(server, flow_path).await;
-        if logs.len() >= runs {
-            return logs;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{flow_path}: only {} of {runs} runs ended within {within:?}",
-            logs.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The recorded run errors of a flow, newest first.
 async fn errors(server: &Server, flow_path: &str) -> Vec<Value> {
     let body = server
@@ -406,7 +384,9 @@ async fn oversize_bodies_are_413_and_storage_caps_are_400s_naming_the_cap() {
         )
         .await;
     assert_eq!(versions["count"], 0, "{versions}");
-    wait_for_runs(&server, &flow_path, 2, Duration::from_secs(15)).await;
+    server
+        .wait_for_runs(&flow_path, 2, Duration::from_secs(15))
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         logs(&server, &flow_path).await.len(),
@@ -518,13 +498,9 @@ async fn oversize_bodies_are_413_and_storage_caps_are_400s_naming_the_cap() {
     )
     .await;
     // Both runs end before the storage they hit the caps of is cleared.
-    wait_for_runs(
-        &server,
-        &flow_path,
-        runs_before + 2,
-        Duration::from_secs(15),
-    )
-    .await;
+    server
+        .wait_for_runs(&flow_path, runs_before + 2, Duration::from_secs(15))
+        .await;
     server
         .ok(
             Method::DELETE,
@@ -544,13 +520,9 @@ async fn oversize_bodies_are_413_and_storage_caps_are_400s_naming_the_cap() {
         json!({"key": "n20", "value": 1}),
     )
     .await;
-    let logged = wait_for_runs(
-        &server,
-        &flow_path,
-        runs_before + 3,
-        Duration::from_secs(15),
-    )
-    .await;
+    let logged = server
+        .wait_for_runs(&flow_path, runs_before + 3, Duration::from_secs(15))
+        .await;
     for entry in &logged[..3] {
         assert_eq!(entry["pathsFailed"], 1, "{entry}");
     }
@@ -698,13 +670,13 @@ async fn run_once(server: &Server, flow_path: &str, data: Value) -> (Value, Dura
     let began = Instant::now();
     press(server, flow_path, "go", data).await;
     // The run must end by the run time limit; the margin covers accounting's 1 s batching.
-    let logged = wait_for_runs(
-        server,
-        flow_path,
-        before + 1,
-        Duration::from_secs(RUN_LIMIT_SECS + 15),
-    )
-    .await;
+    let logged = server
+        .wait_for_runs(
+            flow_path,
+            before + 1,
+            Duration::from_secs(RUN_LIMIT_SECS + 15),
+        )
+        .await;
     (logged[0].clone(), began.elapsed())
 }
 
@@ -863,7 +835,9 @@ async fn big_graphs_end_within_the_run_time_limit() {
     let began = Instant::now();
     press(&server, &self_path, "go", json!({})).await;
     let chain = 33;
-    let logged = wait_for_runs(&server, &self_path, chain, Duration::from_secs(30)).await;
+    let logged = server
+        .wait_for_runs(&self_path, chain, Duration::from_secs(30))
+        .await;
     report.push(format!(
         "Workflow Trigger chain: {chain} runs in {:.1} s",
         began.elapsed().as_secs_f64()

@@ -41,31 +41,6 @@ async fn press(server: &Server, flow_path: &str, body: Value) -> (reqwest::Statu
         .await
 }
 
-/// Polls the flow's logs until `runs` runs are recorded (runs finish after the press answers).
-async fn wait_for_runs(server: &Server, flow_path: &str, runs: usize) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let logs = server
-            .ok(
-                Method::GET,
-                &format!("{flow_path}/logs?limit=1000"),
-                None,
-                200,
-                SchemaName::FlowLog,
-            )
-            .await;
-        if logs.as_array().map_or(0, Vec::len) >= runs {
-            return logs;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {runs} runs recorded: {logs}",
-            logs.as_array().map_or(0, Vec::len)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn presses_run_the_flow_and_history_reports_them() {
     let server = Server::start().await;
@@ -88,14 +63,16 @@ async fn presses_run_the_flow_and_history_reports_them() {
     assert_eq!(status, 200);
     let (status, _) = press(&server, &flow_path, json!({"key": "fail"})).await;
     assert_eq!(status, 200);
-    let logs = wait_for_runs(&server, &flow_path, 5).await;
+    let logs = server
+        .wait_for_runs(&flow_path, 5, Duration::from_secs(30))
+        .await;
 
     let storage = server.storage(&flow_path).await;
     assert_eq!(storage["presses"], json!(16), "3 × 2 + 10");
     assert!(storage["last"] == json!({"step": 2}) || storage["last"] == json!({"step": 10}));
 
     // Logs: one entry per run, newest first, the failed one with its error.
-    let entries = logs.as_array().unwrap();
+    let entries = &logs;
     assert_eq!(entries.len(), 5);
     assert!(entries
         .iter()
@@ -257,7 +234,9 @@ async fn presses_follow_versions_and_refuse_what_cannot_run() {
         press(&server, &flow_path, json!({"key": "count"})).await.0,
         200
     );
-    wait_for_runs(&server, &flow_path, 3).await;
+    server
+        .wait_for_runs(&flow_path, 3, Duration::from_secs(30))
+        .await;
     let storage = server.storage(&flow_path).await;
     assert_eq!(
         (storage["v1-presses"].clone(), storage["presses"].clone()),
@@ -464,7 +443,9 @@ async fn runaway_scripts_fail_their_run_only() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    wait_for_runs(&server, &flow_path, 22).await;
+    server
+        .wait_for_runs(&flow_path, 22, Duration::from_secs(30))
+        .await;
     let errors = server
         .ok(
             Method::GET,
@@ -632,7 +613,9 @@ async fn a_full_run_queue_answers_429() {
         "one running, one waiting for the worker, one queued: {accepted}"
     );
     // Every accepted press still runs (and times out); none is lost.
-    wait_for_runs(&server, &flow_path, accepted).await;
+    server
+        .wait_for_runs(&flow_path, accepted, Duration::from_secs(30))
+        .await;
 }
 
 #[tokio::test]
@@ -659,7 +642,9 @@ async fn a_configured_rate_limit_refuses_presses_past_it() {
     // Each button has its own count.
     let (status, _) = press(&server, &flow_path, json!({"key": "b"})).await;
     assert_eq!(status, 200);
-    wait_for_runs(&server, &flow_path, 4).await;
+    server
+        .wait_for_runs(&flow_path, 4, Duration::from_secs(30))
+        .await;
 
     // A limit that cannot be read stops the server at start, naming the key.
     let temp = tempfile::tempdir().unwrap();

@@ -291,3 +291,37 @@ impl Server {
         self.child.as_ref().map(Child::id)
     }
 }
+
+impl Server {
+    /// Polls a flow's run logs until at least `runs` runs are recorded (a run ends after its
+    /// press has been answered) and returns them, newest first; fails after `within`.
+    pub async fn wait_for_runs(
+        &self,
+        flow_path: &str,
+        runs: usize,
+        within: Duration,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let logs = self
+                .ok(
+                    Method::GET,
+                    &format!("{flow_path}/logs?limit=10000"),
+                    None,
+                    200,
+                    SchemaName::FlowLog,
+                )
+                .await;
+            let logs = logs.as_array().cloned().unwrap_or_default();
+            if logs.len() >= runs {
+                return logs;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{flow_path}: only {} of {runs} runs recorded within {within:?}",
+                logs.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
