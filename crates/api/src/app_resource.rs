@@ -60,8 +60,17 @@ pub trait AppResource: Send + Sync + 'static {
     fn removed(engine: &Engine, id: &str);
     /// Live fields a response carries besides the stored document (an integration's status).
     fn live_fields(_engine: &Engine, _doc: &mut Value) {}
-    /// Refuses delete options flowd does not support.
-    fn check_delete(_params: &Params) -> ApiResult<()> {
+    /// Refuses delete options flowd does not support: `includeWorkflows=true` (also delete the
+    /// workflows that use the resource) is not done yet, and answering 200 while those
+    /// workflows stay would mislead.
+    fn check_delete(params: &Params) -> ApiResult<()> {
+        if params.bool("includeWorkflows", false)? {
+            return Err(ApiError::validation(format!(
+                "includeWorkflows: deleting the workflows that use this {} along with it is not \
+                 supported by flowd yet; delete those workflows first",
+                Self::TYPE
+            )));
+        }
         Ok(())
     }
 }

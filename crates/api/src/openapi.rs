@@ -399,17 +399,10 @@ const ALLOW_REPLACEMENT: &[Param] = &[Param {
     values: Values::Bool(false),
 }];
 
-const INCLUDE_WORKFLOWS_WEBHOOK: &[Param] = &[Param {
+const INCLUDE_WORKFLOWS: &[Param] = &[Param {
     name: "includeWorkflows",
-    description: "If the workflows that utilize this webhook should also be deleted; flowd \
+    description: "If the workflows that utilize this resource should also be deleted; flowd \
                   refuses `true` with 400",
-    values: Values::Bool(false),
-}];
-
-const INCLUDE_WORKFLOWS_INTEGRATION: &[Param] = &[Param {
-    name: "includeWorkflows",
-    description: "If the workflows that utilize this integration should also be deleted \
-                  (accepted and ignored: flowd deletes the integration only)",
     values: Values::Bool(false),
 }];
 
@@ -706,7 +699,7 @@ const LOSANT: &[Operation] = &[
         200 Out(S::Integration), WRITE),
     op!(Delete "/applications/{applicationId}/integrations/{integrationId}",
         "integration.delete", "integration", "Deletes an integration",
-        Token(Action::IntegrationDelete), [GLOBAL, INCLUDE_WORKFLOWS_INTEGRATION],
+        Token(Action::IntegrationDelete), [GLOBAL, INCLUDE_WORKFLOWS],
         Body::None, 200 Out(S::Success), READ),
     op!(Get "/applications/{applicationId}/webhooks", "webhooks.get", "webhooks",
         "Returns the webhooks for an application", Token(Action::WebhooksGet),
@@ -724,7 +717,7 @@ const LOSANT: &[Operation] = &[
         WRITE),
     op!(Delete "/applications/{applicationId}/webhooks/{webhookId}", "webhook.delete",
         "webhook", "Deletes a webhook", Token(Action::WebhookDelete),
-        [GLOBAL, INCLUDE_WORKFLOWS_WEBHOOK], Body::None, 200 Out(S::Success), READ),
+        [GLOBAL, INCLUDE_WORKFLOWS], Body::None, 200 Out(S::Success), READ),
     op!(Get "/applications/{applicationId}/flows/{flowId}/debug", "flow.debug", "flow",
         "flowd's own: the flow's debug output as Server-Sent Events (`event: debug`, data \
          a JSON object), first the recent messages, then each new one as runs produce it; \

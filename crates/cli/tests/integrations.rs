@@ -166,6 +166,22 @@ async fn integrations_are_managed_and_report_their_connection() {
     let mut server = Server::start_in(temp.path(), Some(OWNER_TOKEN)).await;
     wait_for_status(&server, &path, true).await;
 
+    // Deleting it along with its workflows is not done yet: refused, and nothing changes.
+    assert_error(
+        server
+            .call(
+                Method::DELETE,
+                &format!("{path}?includeWorkflows=true"),
+                Some(OWNER_TOKEN),
+                None,
+            )
+            .await,
+        400,
+        "Validation",
+        "includeWorkflows",
+    );
+    wait_for_status(&server, &path, true).await;
+
     // Deleting it; then it is gone.
     server
         .ok(Method::DELETE, &path, None, 200, SchemaName::Success)

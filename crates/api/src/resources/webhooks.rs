@@ -10,9 +10,7 @@
 //! with 400 naming the field ([`flowd_engine::triggers::webhook::Webhooks::check`]).
 
 use crate::app_resource::{collection_routes, Actions, AppResource};
-use crate::error::{ApiError, ApiResult};
 use crate::list::ListSpec;
-use crate::request::Params;
 use crate::state::AppState;
 use axum::Router;
 use flowd_engine::engine::Engine;
@@ -86,18 +84,6 @@ impl AppResource for WebhookResource {
 
     fn removed(engine: &Engine, id: &str) {
         engine.webhooks().remove(id);
-    }
-
-    /// `includeWorkflows=true` (also delete the workflows that use the webhook) is refused:
-    /// flowd does not do it yet, and answering 200 while those workflows stay would mislead.
-    fn check_delete(params: &Params) -> ApiResult<()> {
-        if params.bool("includeWorkflows", false)? {
-            return Err(ApiError::validation(
-                "includeWorkflows: deleting the workflows that use a webhook along with it is not \
-                 supported by flowd yet; delete those workflows first",
-            ));
-        }
-        Ok(())
     }
 }
 
