@@ -127,14 +127,7 @@ fn allocator_flow() -> Value {
 }
 
 async fn press(server: &Server, flow_path: &str, key: &str) {
-    let (status, body) = server
-        .call(
-            Method::POST,
-            &format!("{flow_path}/virtualButton"),
-            Some(OWNER_TOKEN),
-            Some(&json!({"key": key})),
-        )
-        .await;
+    let (status, body) = server.press(flow_path, json!({"key": key})).await;
     assert_eq!(status, 200, "pressing {key}: {body}");
 }
 

@@ -65,14 +65,7 @@ async fn tank_alert_through_the_api() {
     let before = chrono::Utc::now().timestamp_millis();
     for label in ["Simulate high level", "Simulate normal level"] {
         let key = button_key(&doc, label);
-        let (status, body) = server
-            .call(
-                Method::POST,
-                &format!("{flow_path}/virtualButton"),
-                Some(OWNER_TOKEN),
-                Some(&json!({"key": key})),
-            )
-            .await;
+        let (status, body) = server.press(&flow_path, json!({"key": key})).await;
         assert_eq!(status, 200, "{body}");
         // One at a time, so the storage read below sees only the high press's writes.
         server
@@ -158,14 +151,7 @@ async fn failing_on_purpose_records_each_error() {
     let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
     for label in ["Bad JSON", "TypeError", "Throw"] {
         let key = button_key(&doc, label);
-        let (status, _) = server
-            .call(
-                Method::POST,
-                &format!("{flow_path}/virtualButton"),
-                Some(OWNER_TOKEN),
-                Some(&json!({"key": key})),
-            )
-            .await;
+        let (status, _) = server.press(&flow_path, json!({"key": key})).await;
         assert_eq!(status, 200);
     }
     // Three failed runs, and the three Workflow Error runs they started in the same flow.
@@ -254,14 +240,7 @@ async fn loop_switch_array_through_the_api_and_flowd_run() {
     let flow = server.create_flow(&app, &post_body(&doc)).await;
     let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
     let key = doc["triggers"][0]["key"].as_str().unwrap();
-    let (status, _) = server
-        .call(
-            Method::POST,
-            &format!("{flow_path}/virtualButton"),
-            Some(OWNER_TOKEN),
-            Some(&json!({"key": key})),
-        )
-        .await;
+    let (status, _) = server.press(&flow_path, json!({"key": key})).await;
     assert_eq!(status, 200);
     let logs = server
         .wait_for_runs(&flow_path, 1, Duration::from_secs(20))

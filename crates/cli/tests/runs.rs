@@ -30,17 +30,6 @@ fn counter_flow() -> Value {
     })
 }
 
-async fn press(server: &Server, flow_path: &str, body: Value) -> (reqwest::StatusCode, Value) {
-    server
-        .call(
-            Method::POST,
-            &format!("{flow_path}/virtualButton"),
-            Some(OWNER_TOKEN),
-            Some(&body),
-        )
-        .await
-}
-
 #[tokio::test]
 async fn presses_run_the_flow_and_history_reports_them() {
     let server = Server::start().await;
@@ -50,18 +39,15 @@ async fn presses_run_the_flow_and_history_reports_them() {
 
     // Three presses with the button's default payload, one with our own, one that fails.
     for _ in 0..3 {
-        let (status, body) = press(&server, &flow_path, json!({"key": "count"})).await;
+        let (status, body) = server.press(&flow_path, json!({"key": "count"})).await;
         assert_eq!(status, 200, "{body}");
         assert_schema(SchemaName::Success, &body);
     }
-    let (status, _) = press(
-        &server,
-        &flow_path,
-        json!({"key": "count", "payload": {"step": 10}}),
-    )
-    .await;
+    let (status, _) = server
+        .press(&flow_path, json!({"key": "count", "payload": {"step": 10}}))
+        .await;
     assert_eq!(status, 200);
-    let (status, _) = press(&server, &flow_path, json!({"key": "fail"})).await;
+    let (status, _) = server.press(&flow_path, json!({"key": "fail"})).await;
     assert_eq!(status, 200);
     let logs = server
         .wait_for_runs(&flow_path, 5, Duration::from_secs(30))
@@ -201,23 +187,20 @@ async fn presses_follow_versions_and_refuse_what_cannot_run() {
     let v1_id = version["id"].as_str().unwrap().to_owned();
 
     assert_eq!(
-        press(
-            &server,
-            &flow_path,
-            json!({"key": "count", "flowVersion": "v1"})
-        )
-        .await
-        .0,
+        server
+            .press(&flow_path, json!({"key": "count", "flowVersion": "v1"}))
+            .await
+            .0,
         200
     );
     assert_eq!(
-        press(
-            &server,
-            &flow_path,
-            json!({"key": "count", "flowVersion": "develop"})
-        )
-        .await
-        .0,
+        server
+            .press(
+                &flow_path,
+                json!({"key": "count", "flowVersion": "develop"})
+            )
+            .await
+            .0,
         200
     );
     // With a default version, a press that names none runs it.
@@ -231,7 +214,7 @@ async fn presses_follow_versions_and_refuse_what_cannot_run() {
         )
         .await;
     assert_eq!(
-        press(&server, &flow_path, json!({"key": "count"})).await.0,
+        server.press(&flow_path, json!({"key": "count"})).await.0,
         200
     );
     server
@@ -323,24 +306,21 @@ async fn presses_follow_versions_and_refuse_what_cannot_run() {
 
     // Decision 4: unknown key, unknown version, disabled version, disabled flow.
     assert_error(
-        press(&server, &flow_path, json!({"key": "nope"})).await,
+        server.press(&flow_path, json!({"key": "nope"})).await,
         400,
         "Validation",
         "nope",
     );
     assert_error(
-        press(
-            &server,
-            &flow_path,
-            json!({"key": "count", "flowVersion": "v9"}),
-        )
-        .await,
+        server
+            .press(&flow_path, json!({"key": "count", "flowVersion": "v9"}))
+            .await,
         400,
         "Validation",
         "v9",
     );
     assert_error(
-        press(&server, &flow_path, json!({"payload": {}})).await,
+        server.press(&flow_path, json!({"payload": {}})).await,
         400,
         "Validation",
         "key",
@@ -355,7 +335,7 @@ async fn presses_follow_versions_and_refuse_what_cannot_run() {
         )
         .await;
     assert_error(
-        press(&server, &flow_path, json!({"key": "count"})).await,
+        server.press(&flow_path, json!({"key": "count"})).await,
         400,
         "Validation",
         "disabled",
@@ -370,12 +350,12 @@ async fn presses_follow_versions_and_refuse_what_cannot_run() {
         )
         .await;
     assert_error(
-        press(
-            &server,
-            &flow_path,
-            json!({"key": "count", "flowVersion": "develop"}),
-        )
-        .await,
+        server
+            .press(
+                &flow_path,
+                json!({"key": "count", "flowVersion": "develop"}),
+            )
+            .await,
         400,
         "Validation",
         "disabled",
@@ -417,19 +397,13 @@ async fn runaway_scripts_fail_their_run_only() {
     let flow = server.create_flow(&app, &body).await;
     let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
     assert_eq!(
-        press(&server, &flow_path, json!({"key": "loop"})).await.0,
+        server.press(&flow_path, json!({"key": "loop"})).await.0,
         200
     );
-    assert_eq!(
-        press(&server, &flow_path, json!({"key": "hog"})).await.0,
-        200
-    );
+    assert_eq!(server.press(&flow_path, json!({"key": "hog"})).await.0, 200);
     // While the loop spins, ordinary runs keep completing.
     for _ in 0..20 {
-        assert_eq!(
-            press(&server, &flow_path, json!({"key": "ok"})).await.0,
-            200
-        );
+        assert_eq!(server.press(&flow_path, json!({"key": "ok"})).await.0, 200);
     }
     let deadline = Instant::now() + Duration::from_secs(4);
     loop {
@@ -511,13 +485,13 @@ async fn debug_output_streams_live_and_history_survives_shutdown() {
         .starts_with("text/event-stream"));
 
     assert_eq!(
-        press(
-            &server,
-            &flow_path,
-            json!({"key": "say", "payload": {"who": "world"}})
-        )
-        .await
-        .0,
+        server
+            .press(
+                &flow_path,
+                json!({"key": "say", "payload": {"who": "world"}})
+            )
+            .await
+            .0,
         200
     );
     let mut seen = String::new();
@@ -543,13 +517,13 @@ async fn debug_output_streams_live_and_history_survives_shutdown() {
     // Presses answered just before SIGTERM still run, and their history is written at shutdown.
     for _ in 0..5 {
         assert_eq!(
-            press(
-                &server,
-                &flow_path,
-                json!({"key": "say", "payload": {"who": "again"}})
-            )
-            .await
-            .0,
+            server
+                .press(
+                    &flow_path,
+                    json!({"key": "say", "payload": {"who": "again"}})
+                )
+                .await
+                .0,
             200
         );
     }
@@ -591,7 +565,7 @@ async fn a_full_run_queue_answers_429() {
     let mut accepted = 0;
     let mut refused = None;
     for _ in 0..10 {
-        let (status, body) = press(&server, &flow_path, json!({"key": "slow"})).await;
+        let (status, body) = server.press(&flow_path, json!({"key": "slow"})).await;
         match status.as_u16() {
             200 => accepted += 1,
             429 => {
@@ -630,17 +604,17 @@ async fn a_configured_rate_limit_refuses_presses_past_it() {
     let flow = server.create_flow(&app, &body).await;
     let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
     for _ in 0..3 {
-        let (status, body) = press(&server, &flow_path, json!({"key": "a"})).await;
+        let (status, body) = server.press(&flow_path, json!({"key": "a"})).await;
         assert_eq!(status, 200, "{body}");
     }
     assert_error(
-        press(&server, &flow_path, json!({"key": "a"})).await,
+        server.press(&flow_path, json!({"key": "a"})).await,
         429,
         "RateLimit",
         "button a",
     );
     // Each button has its own count.
-    let (status, _) = press(&server, &flow_path, json!({"key": "b"})).await;
+    let (status, _) = server.press(&flow_path, json!({"key": "b"})).await;
     assert_eq!(status, 200);
     server
         .wait_for_runs(&flow_path, 4, Duration::from_secs(30))
@@ -673,7 +647,7 @@ async fn presses_are_not_rate_limited_by_default() {
     let flow = server.create_flow(&app, &button_flow("busy")).await;
     let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
     for _ in 0..150 {
-        let (status, body) = press(&server, &flow_path, json!({"key": "btn"})).await;
+        let (status, body) = server.press(&flow_path, json!({"key": "btn"})).await;
         assert_eq!(status, 200, "{body}");
     }
 }

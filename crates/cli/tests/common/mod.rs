@@ -325,3 +325,17 @@ impl Server {
         }
     }
 }
+
+impl Server {
+    /// Presses a flow's virtual button with the owner token (`body` is the press: key, payload,
+    /// …); returns the answer.
+    pub async fn press(&self, flow_path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            &format!("{flow_path}/virtualButton"),
+            Some(OWNER_TOKEN),
+            Some(&body),
+        )
+        .await
+    }
+}
