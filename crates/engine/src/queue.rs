@@ -2,6 +2,10 @@
 //! bounded queue for a worker. When the queue is full, the caller is told at once (the API
 //! answers 429) instead of memory growing. [`RunQueue`] is the seam for a NATS JetStream queue:
 //! a job is plain data (ids, not pointers), so it can cross a process boundary.
+//!
+//! Timer ticks have a lane of their own, served first: a flood of presses fills the main lane,
+//! and a tick queued behind it would run late by the whole backlog, or be dropped when it is
+//! full. A tick waits only for a free worker.
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -39,6 +43,20 @@ pub struct RunJob {
     pub depth: u32,
 }
 
+/// The trigger types whose jobs take the scheduled lane.
+const SCHEDULED_TRIGGERS: &[&str] = &["timer"];
+
+/// Ticks waiting in the scheduled lane at most: one per armed timer is the steady state, so this
+/// only bounds a pathological backlog.
+const SCHEDULED_CAPACITY: usize = 4096;
+
+impl RunJob {
+    /// Whether the job comes from a schedule (and takes the scheduled lane).
+    pub fn is_scheduled(&self) -> bool {
+        SCHEDULED_TRIGGERS.contains(&self.trigger_type.as_str())
+    }
+}
+
 /// The queue is full; try again later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the run queue is full")]
@@ -55,26 +73,40 @@ pub trait RunQueue: Send + Sync {
 /// What a worker does with a job.
 pub type JobHandler = Arc<dyn Fn(RunJob) -> BoxFuture<'static, ()> + Send + Sync>;
 
-/// The in-process queue: a bounded channel and a dispatcher that runs up to `workers` jobs at
-/// once as tokio tasks.
+/// The in-process queue: two bounded channels (the main lane and the scheduled lane) and a
+/// dispatcher that runs up to `workers` jobs at once as tokio tasks, taking scheduled jobs first.
 pub struct InProcessQueue {
-    sender: std::sync::Mutex<Option<mpsc::Sender<RunJob>>>,
+    sender: std::sync::Mutex<Option<Lanes>>,
     workers: Arc<Semaphore>,
     worker_count: u32,
     done: Arc<tokio::sync::Notify>,
 }
 
+struct Lanes {
+    main: mpsc::Sender<RunJob>,
+    scheduled: mpsc::Sender<RunJob>,
+}
+
 impl InProcessQueue {
     pub fn start(capacity: usize, workers: usize, handler: JobHandler) -> InProcessQueue {
-        let (sender, mut receiver) = mpsc::channel::<RunJob>(capacity.max(1));
+        let (main, mut main_jobs) = mpsc::channel::<RunJob>(capacity.max(1));
+        let (scheduled, mut scheduled_jobs) = mpsc::channel::<RunJob>(SCHEDULED_CAPACITY);
         let semaphore = Arc::new(Semaphore::new(workers.max(1)));
         let done = Arc::new(tokio::sync::Notify::new());
         let permits = semaphore.clone();
         let finished = done.clone();
         tokio::spawn(async move {
-            while let Some(job) = receiver.recv().await {
+            loop {
+                // Waiting for a worker first, then taking a job, lets a tick that arrives while
+                // every worker is busy overtake the main lane's backlog.
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     break;
+                };
+                let job = tokio::select! {
+                    biased;
+                    Some(job) = scheduled_jobs.recv() => job,
+                    Some(job) = main_jobs.recv() => job,
+                    else => break,
                 };
                 let handler = handler.clone();
                 tokio::spawn(async move {
@@ -85,7 +117,7 @@ impl InProcessQueue {
             finished.notify_waiters();
         });
         InProcessQueue {
-            sender: std::sync::Mutex::new(Some(sender)),
+            sender: std::sync::Mutex::new(Some(Lanes { main, scheduled })),
             workers: semaphore,
             worker_count: workers.max(1) as u32,
             done,
@@ -96,10 +128,15 @@ impl InProcessQueue {
 impl RunQueue for InProcessQueue {
     fn try_submit(&self, job: RunJob) -> Result<(), QueueFull> {
         let guard = self.sender.lock().unwrap_or_else(|p| p.into_inner());
-        match guard.as_ref() {
-            Some(sender) => sender.try_send(job).map_err(|_| QueueFull),
-            None => Err(QueueFull),
-        }
+        let Some(lanes) = guard.as_ref() else {
+            return Err(QueueFull);
+        };
+        let lane = if job.is_scheduled() {
+            &lanes.scheduled
+        } else {
+            &lanes.main
+        };
+        lane.try_send(job).map_err(|_| QueueFull)
     }
 
     fn drain(&self) -> BoxFuture<'static, ()> {
@@ -110,7 +147,7 @@ impl RunQueue for InProcessQueue {
         Box::pin(async move {
             if let Some(sender) = sender {
                 let notified = done.notified();
-                // Closing the channel lets the dispatcher finish the queued jobs and stop.
+                // Closing the lanes lets the dispatcher finish the queued jobs and stop.
                 drop(sender);
                 notified.await;
             }
@@ -173,5 +210,39 @@ mod tests {
         queue.drain().await;
         assert_eq!(ran.load(Ordering::SeqCst), accepted);
         assert_eq!(queue.try_submit(job(100)), Err(QueueFull));
+    }
+
+    #[tokio::test]
+    async fn a_timer_tick_overtakes_a_full_main_lane() {
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let (seen, blocker) = (order.clone(), gate.clone());
+        let handler: JobHandler = Arc::new(move |job| {
+            let (seen, blocker) = (seen.clone(), blocker.clone());
+            Box::pin(async move {
+                let _ = blocker.acquire().await.map(|p| p.forget());
+                seen.lock().unwrap().push(job.run_id);
+            })
+        });
+        let queue = InProcessQueue::start(3, 1, handler);
+        // One press runs (blocked on the gate) and the main lane fills up behind it.
+        let mut presses = 0;
+        while queue.try_submit(job(presses)).is_ok() {
+            presses += 1;
+            tokio::task::yield_now().await;
+        }
+        assert!(presses >= 3, "{presses} presses taken");
+        let mut tick = job(1000);
+        tick.trigger_type = "timer".into();
+        assert!(tick.is_scheduled());
+        queue
+            .try_submit(tick)
+            .expect("a tick is taken while presses are refused");
+        gate.add_permits(100);
+        queue.drain().await;
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order.len(), presses + 1);
+        // The press already running finishes first; the tick comes next, before the backlog.
+        assert_eq!(order[1], "1000", "{order:?}");
     }
 }

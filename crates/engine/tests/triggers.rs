@@ -169,11 +169,13 @@ async fn a_one_second_timer_fires_on_time_under_load() {
         (times[0] - armed_at - 1000).abs() < 250,
         "{times:?} armed at {armed_at}"
     );
-    // Drift: each run printed within 250 ms of its tick (a debug build on a busy 2-core box).
+    // Drift: each run printed within 100 ms of its tick (a debug build on a busy 2-core box;
+    // ticks take the queue's scheduled lane, so the presses' backlog does not delay them —
+    // without it they were seen 300 ms late here).
     for (payload, arrived) in &fired {
         let late = arrived - ms_of(payload);
         assert!(
-            (0..250).contains(&late),
+            (0..100).contains(&late),
             "a run began {late} ms after its tick"
         );
     }
