@@ -1,6 +1,7 @@
 //! Settings of `flowd serve`, layered: flags, then `FLOWD_*` variables (both through clap), then
 //! the TOML file, then defaults.
 
+use crate::store::StoreLocation;
 use crate::ServeArgs;
 use flowd_api::Limits;
 use serde::Deserialize;
@@ -17,6 +18,7 @@ pub const DEFAULT_DATA_DIR: &str = "./flowd-data";
 pub struct FileSettings {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub store: Option<String>,
     pub log_format: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub storage_max_keys: Option<u64>,
@@ -40,6 +42,7 @@ pub struct FileSettings {
 pub struct Settings {
     pub listen: String,
     pub data_dir: PathBuf,
+    pub store: StoreLocation,
     pub log_format: String,
     pub limits: Limits,
     pub engine: flowd_engine::engine::EngineConfig,
@@ -68,20 +71,26 @@ fn read_file(path: Option<&PathBuf>) -> Result<FileSettings, ConfigError> {
     }
 }
 
-/// The data dir alone, for commands that only open the store.
-pub fn data_dir_only(
+/// The data dir and the store alone, for commands that only open the store.
+pub fn store_only(
     data_dir: Option<PathBuf>,
+    store: Option<String>,
     config: Option<PathBuf>,
-) -> Result<PathBuf, ConfigError> {
+) -> Result<(PathBuf, StoreLocation), ConfigError> {
     let file = read_file(config.as_ref())?;
-    Ok(data_dir
+    let data_dir = data_dir
         .or(file.data_dir)
-        .unwrap_or_else(|| DEFAULT_DATA_DIR.into()))
+        .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+    Ok((
+        data_dir,
+        StoreLocation::parse(store.or(file.store).as_deref())?,
+    ))
 }
 
 impl Settings {
     pub fn resolve(args: ServeArgs) -> Result<Settings, ConfigError> {
         let file = read_file(args.config.as_ref())?;
+        let store = StoreLocation::parse(args.store.or(file.store).as_deref())?;
         let log_format = args
             .log_format
             .or(file.log_format)
@@ -182,6 +191,7 @@ impl Settings {
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            store,
             log_format,
             limits: Limits {
                 max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),
@@ -255,6 +265,30 @@ mod tests {
             config: Some(path),
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn the_store_comes_from_the_flag_or_the_file() {
+        let file = resolve_file("store = \"postgres://flowd@db/flowd\"\n").unwrap();
+        assert_eq!(
+            file.store,
+            StoreLocation::Postgres("postgres://flowd@db/flowd".into())
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flowd.toml");
+        std::fs::write(&path, "store = \"postgres://flowd@db/flowd\"\n").unwrap();
+        let flag = Settings::resolve(ServeArgs {
+            config: Some(path),
+            store: Some("sqlite".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(flag.store, StoreLocation::Sqlite);
+        assert_eq!(resolve_file("").unwrap().store, StoreLocation::Sqlite);
+        assert!(matches!(
+            resolve_file("store = \"redis://x\"\n"),
+            Err(ConfigError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! The `flowd` binary.
 //!
-//! `flowd serve` runs the server on an embedded SQLite store in the data dir. Settings come from,
+//! `flowd serve` runs the server on an embedded SQLite store in the data dir, or on PostgreSQL
+//! with `--store postgres://…` (see `store.rs`). Settings come from,
 //! in order of precedence: command-line flags, `FLOWD_*` environment variables, an optional TOML
 //! file (`--config`), and built-in defaults (see `config.rs` and the README).
 
 mod config;
 mod run;
 mod serve;
+mod store;
 mod token;
 
 use clap::{Parser, Subcommand};
@@ -30,12 +32,16 @@ enum Command {
     Serve(ServeArgs),
     /// Run a workflow file once, without a server; exit 1 if the run fails.
     Run(run::RunArgs),
-    /// Make, list and revoke user-level API tokens on a data dir.
+    /// Make, list and revoke user-level API tokens on a data dir or a PostgreSQL store.
     Token {
         /// Directory holding the database.
         #[arg(long, env = "FLOWD_DATA_DIR", global = true)]
         data_dir: Option<PathBuf>,
-        /// A TOML file with settings (only `data-dir` is used here).
+        /// The store: `sqlite` (in the data dir; the default) or a PostgreSQL URL
+        /// (postgres://user@host:port/database).
+        #[arg(long, env = "FLOWD_STORE", global = true)]
+        store: Option<String>,
+        /// A TOML file with settings (only `data-dir` and `store` are used here).
         #[arg(long, env = "FLOWD_CONFIG", global = true)]
         config: Option<PathBuf>,
         #[command(subcommand)]
@@ -79,6 +85,10 @@ pub struct ServeArgs {
     /// Directory holding the database and the owner token.
     #[arg(long, env = "FLOWD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The store: `sqlite` (flowd.db in the data dir; the default) or a PostgreSQL URL
+    /// (postgres://user@host:port/database; ?options=-c%20search_path%3DNAME picks a schema).
+    #[arg(long, env = "FLOWD_STORE")]
+    pub store: Option<String>,
     /// A TOML file with settings (flags and environment variables override it).
     #[arg(long, env = "FLOWD_CONFIG")]
     pub config: Option<PathBuf>,
@@ -124,11 +134,12 @@ fn main() -> ExitCode {
         }
         Command::Token {
             data_dir,
+            store,
             config,
             command,
         } => {
-            let data_dir = match config::data_dir_only(data_dir, config) {
-                Ok(dir) => dir,
+            let (data_dir, store) = match config::store_only(data_dir, store, config) {
+                Ok(found) => found,
                 Err(e) => {
                     eprintln!("flowd: {e}");
                     return ExitCode::from(2);
@@ -138,7 +149,7 @@ fn main() -> ExitCode {
                 Ok(runtime) => runtime,
                 Err(code) => return code,
             };
-            match runtime.block_on(token::run(&data_dir, command)) {
+            match runtime.block_on(token::run(&data_dir, &store, command)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("flowd: {e}");

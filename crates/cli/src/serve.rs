@@ -1,14 +1,11 @@
-//! `flowd serve`: open the store, make sure an owner token exists, serve until SIGINT/SIGTERM,
-//! let in-flight requests finish, then close the store.
+//! `flowd serve`: open the store (SQLite in the data dir, or PostgreSQL), make sure an owner
+//! token exists, serve until SIGINT/SIGTERM, let in-flight requests finish, then close the store.
 
 use crate::config::Settings;
 use flowd_api::bootstrap::{ensure_owner_token, OwnerToken};
 use flowd_api::AppState;
-use flowd_store::sqlite::SqliteStore;
-use flowd_store::Store;
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 
 pub fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLOWD_LOG")
@@ -73,8 +70,7 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
             settings.data_dir.display()
         )
     })?;
-    let store = SqliteStore::open(&settings.data_dir).await?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store = settings.store.open(&settings.data_dir).await?;
     // Compile the request schemas before the first request rather than during it.
     tokio::task::spawn_blocking(|| {
         for name in flowd_model::schema::SchemaName::REQUESTS {
@@ -118,7 +114,12 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     // Scripts and tests that ask for port 0 read the real address here; written once flowd is
     // ready to answer, so that its appearance means "ready".
     std::fs::write(settings.data_dir.join("listen-addr"), address.to_string())?;
-    tracing::info!(%address, data_dir = %settings.data_dir.display(), "listening on {address}");
+    tracing::info!(
+        %address,
+        data_dir = %settings.data_dir.display(),
+        store = settings.store.kind(),
+        "listening on {address}"
+    );
     let (shutdown_sender, shutting_down) = tokio::sync::watch::channel(false);
     let state = AppState {
         store: store.clone(),

@@ -2,25 +2,26 @@
 //! Application tokens are made through the API (`POST /applications/{id}/tokens`); user tokens
 //! (for example `all.User.read` for a dashboard, `all.User.bounded` for automation that must not
 //! manage tokens) have no API route, so they are made here. The server may be running: SQLite
-//! lets both processes use the database.
+//! lets both processes use the database, and PostgreSQL any number.
 
+use crate::store::StoreLocation;
 use flowd_api::bootstrap::{create_user_token, OWNER_NAME};
-use flowd_store::sqlite::SqliteStore;
-use flowd_store::{Store, TokenStore};
 use serde_json::{json, Value};
 use std::path::Path;
 
 /// Runs a token subcommand; the error is a message for the terminal.
-pub async fn run(data_dir: &Path, command: crate::TokenCommand) -> Result<(), String> {
-    if !data_dir.join("flowd.db").exists() {
+pub async fn run(
+    data_dir: &Path,
+    location: &StoreLocation,
+    command: crate::TokenCommand,
+) -> Result<(), String> {
+    if *location == StoreLocation::Sqlite && !data_dir.join("flowd.db").exists() {
         return Err(format!(
             "{} holds no flowd database; run `flowd serve` on it first or pass --data-dir",
             data_dir.display()
         ));
     }
-    let store = SqliteStore::open(data_dir)
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = location.open(data_dir).await.map_err(|e| e.to_string())?;
     let result = match command {
         crate::TokenCommand::Create {
             name,
@@ -35,7 +36,7 @@ pub async fn run(data_dir: &Path, command: crate::TokenCommand) -> Result<(), St
             if let Some(expires) = expires {
                 request["expirationDate"] = json!(expires);
             }
-            create_user_token(&store, request)
+            create_user_token(&*store, request)
                 .await
                 .map_err(|e| e.to_string())
                 .map(|(value, doc)| {

@@ -8,6 +8,12 @@
 //! * [`sqlite`] — the default, embedded implementation (one file in the data dir, WAL, versioned
 //!   migrations, foreign keys). Blocking SQLite calls run on tokio's blocking pool, never on the
 //!   async executor threads.
+//! * [`postgres`] — the same tables and semantics in a PostgreSQL database that several flowd
+//!   processes can share (a connection pool, versioned migrations under an advisory lock).
+//!
+//! What the two have in common — the document tables and their SQL, the accounting and storage
+//! logic — is written once, in a private `shared` module; each backend keeps only what is its
+//! own. The same test suite (`tests/store.rs`) runs against both.
 //!
 //! Resources are kept as their Losant JSON documents (a `serde_json::Value` object) plus the
 //! columns the API sorts and filters by. The store does not interpret the documents beyond those
@@ -15,7 +21,9 @@
 
 pub mod accounting;
 pub mod error;
+pub mod postgres;
 pub mod query;
+mod shared;
 pub mod sqlite;
 pub mod traits;
 

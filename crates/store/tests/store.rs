@@ -1,8 +1,9 @@
 //! Behaviour of the [`Store`] trait, checked through `dyn Store` only.
 //!
 //! Every check is an `async fn` taking `&dyn Store` (or, for the few that need more, an
-//! `Arc<dyn Store>` or an opener), so another backend can run the same suite: add a module like
-//! `sqlite` at the bottom that opens its own store and calls the same functions.
+//! `Arc<dyn Store>` or an opener), and every backend runs them all: the modules at the bottom
+//! (`sqlite`, `postgres`) each say how to make a fresh store and call `on_fresh_store!`, which
+//! makes one test per check. A difference between backends is a failing test, not a skip.
 
 use flowd_model::{id::new_id, time::now_iso};
 use flowd_store::sqlite::SqliteStore;
@@ -13,7 +14,6 @@ use flowd_store::{
 };
 use serde_json::{json, Map, Value};
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 
 // ---------------------------------------------------------------------------------------------
@@ -428,6 +428,66 @@ async fn applications_filters(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(page.total_count, all_names.len() as u64);
+}
+
+/// Sorting and filtering ignore the case of ASCII letters only and otherwise compare bytes
+/// (SQLite's `NOCASE` and `LIKE`); storage keys come back in byte order. A backend whose
+/// database collates by locale would put `é` beside `e` and fold `É` to `é`.
+async fn case_folds_ascii_letters_only(store: &dyn Store) {
+    let spellings = [
+        "b", "B", "a", "É", "é", "e", "E", "_x", "[x", "ä", "z", "Zz", "~",
+    ];
+    let mut apps = Vec::new();
+    for (n, name) in spellings.iter().enumerate() {
+        let mut app = application(name);
+        app["id"] = json!(fixed_id(n as u32 + 1));
+        store.insert_application(&app).await.unwrap();
+        apps.push((fixed_id(n as u32 + 1), name.to_string()));
+    }
+    // Lowercased ASCII bytes, then the id.
+    apps.sort_by_key(|(id, name)| (name.to_ascii_lowercase().into_bytes(), id.clone()));
+    let ascending: Vec<String> = apps.iter().map(|(_, name)| name.clone()).collect();
+    let page = store.list_applications(&all()).await.unwrap();
+    assert_eq!(names(&page), ascending);
+    let page = store
+        .list_applications(&query(Column::Name, SortDirection::Desc))
+        .await
+        .unwrap();
+    let mut descending = ascending.clone();
+    descending.reverse();
+    assert_eq!(names(&page), descending);
+
+    let cases: &[(&str, &[&str])] = &[
+        ("e", &["e", "E"]),
+        ("é", &["é"]),
+        ("É", &["É"]),
+        ("Ä*", &[]),
+        ("z*", &["z", "Zz"]),
+    ];
+    for (glob, expected) in cases {
+        let page = store
+            .list_applications(&filtered(Column::Name, glob))
+            .await
+            .unwrap();
+        assert_eq!(
+            sorted(names(&page)),
+            sorted(expected.iter().map(|s| s.to_string()).collect()),
+            "filter {glob:?}"
+        );
+    }
+
+    let (_, f) = app_with_flow(store).await;
+    for key in ["b", "a", "B", "é", "E", "aa", ""] {
+        set(store, id(&f), key, &json!(key), BIG).await;
+    }
+    let keys: Vec<String> = store
+        .storage_entries(id(&f))
+        .await
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(keys, ["", "B", "E", "a", "aa", "b", "é"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2942,59 +3002,80 @@ async fn storage_batches_apply_in_order(store: &dyn Store) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The SQLite backend
+// The backends: every check above runs on each
 // ---------------------------------------------------------------------------------------------
 
-async fn open_sqlite(dir: &Path) -> Arc<dyn Store> {
-    Arc::new(SqliteStore::open(dir).await.expect("open the SQLite store"))
+/// A store for one test, and what must outlive it (its temp dir or scratch schema), dropped
+/// after it — also when the check panics.
+struct FreshStore {
+    store: Arc<dyn Store>,
+    _home: Box<dyn Send>,
+}
+
+/// One `#[tokio::test]` per check, each on its own store from `$fresh().await`.
+macro_rules! on_fresh_store {
+    ($fresh:path) => {
+        on_fresh_store!(
+            $fresh;
+            applications_crud,
+            applications_sorting,
+            applications_paging,
+            applications_filters,
+            case_folds_ascii_letters_only,
+            deleting_an_application_cascades,
+            tokens,
+            flows,
+            import_flows_is_all_or_nothing,
+            versions,
+            integrations,
+            webhooks,
+            storage_round_trip_and_metadata,
+            storage_caps,
+            storage_batches_apply_in_order,
+            accounting_stats,
+            accounting_errors,
+            accounting_logs,
+            accounting_run_summary,
+            accounting_retention,
+            accounting_skips_deleted_flows,
+            accounting_cascades,
+            accounting_month_of_minutes,
+        );
+    };
+    ($fresh:path; $($check:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let fresh = $fresh().await;
+            super::$check(&*fresh.store).await;
+            fresh.store.close().await.expect("close");
+        }
+    )*};
 }
 
 mod sqlite {
-    use super::open_sqlite;
+    use super::{FreshStore, SqliteStore, Store};
+    use std::path::Path;
     use std::sync::Arc;
 
-    /// One `#[tokio::test]` per check, each on a fresh store in its own temp dir.
-    macro_rules! on_fresh_store {
-        ($($check:ident),* $(,)?) => {$(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $check() {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let store = open_sqlite(dir.path()).await;
-                super::$check(&*store).await;
-                store.close().await.expect("close");
-            }
-        )*};
+    async fn open(dir: &Path) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(dir).await.expect("open the SQLite store"))
     }
 
-    on_fresh_store!(
-        applications_crud,
-        applications_sorting,
-        applications_paging,
-        applications_filters,
-        deleting_an_application_cascades,
-        tokens,
-        flows,
-        import_flows_is_all_or_nothing,
-        versions,
-        integrations,
-        webhooks,
-        storage_round_trip_and_metadata,
-        storage_caps,
-        storage_batches_apply_in_order,
-        accounting_stats,
-        accounting_errors,
-        accounting_logs,
-        accounting_run_summary,
-        accounting_retention,
-        accounting_skips_deleted_flows,
-        accounting_cascades,
-        accounting_month_of_minutes,
-    );
+    /// A store in a temp dir of its own.
+    async fn fresh() -> FreshStore {
+        let dir = tempfile::tempdir().expect("temp dir");
+        FreshStore {
+            store: open(dir.path()).await,
+            _home: Box::new(dir),
+        }
+    }
+
+    on_fresh_store!(fresh);
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn survives_reopen() {
         let dir = tempfile::tempdir().expect("temp dir");
-        super::survives_reopen(|| open_sqlite(dir.path())).await;
+        super::survives_reopen(|| open(dir.path())).await;
         // Closing folded the WAL into the one database file.
         let wal = dir.path().join("flowd.db-wal");
         assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
@@ -3002,9 +3083,165 @@ mod sqlite {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_writes() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = open_sqlite(dir.path()).await;
-        super::concurrent_writes(Arc::clone(&store)).await;
-        store.close().await.expect("close");
+        let fresh = fresh().await;
+        super::concurrent_writes(Arc::clone(&fresh.store)).await;
+        fresh.store.close().await.expect("close");
+    }
+}
+
+/// Each test has a schema of its own (dropped after it) in the database at
+/// `FLOWD_TEST_POSTGRES`, by default `postgres://postgres@127.0.0.1:5432/test`. Without that
+/// database the tests fail: they do not skip.
+mod postgres {
+    use super::{application, id, FreshStore, Store};
+    use flowd_store::postgres::{PostgresStore, ScratchSchema};
+    use flowd_store::{ApplicationStore, StoreError};
+    use std::sync::Arc;
+
+    fn url() -> String {
+        ScratchSchema::test_database()
+    }
+
+    async fn scratch() -> ScratchSchema {
+        ScratchSchema::for_tests().await
+    }
+
+    async fn open(schema: &str) -> Arc<dyn Store> {
+        Arc::new(
+            PostgresStore::connect_in_schema(&url(), schema)
+                .await
+                .expect("open the PostgreSQL store"),
+        )
+    }
+
+    /// A store in a scratch schema of its own.
+    async fn fresh() -> FreshStore {
+        let schema = scratch().await;
+        FreshStore {
+            store: open(schema.name()).await,
+            _home: Box::new(schema),
+        }
+    }
+
+    on_fresh_store!(fresh);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn survives_reopen() {
+        let schema = scratch().await;
+        super::survives_reopen(|| open(schema.name())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writes() {
+        let fresh = fresh().await;
+        super::concurrent_writes(Arc::clone(&fresh.store)).await;
+        fresh.store.close().await.expect("close");
+    }
+
+    /// Several processes starting at once on a new schema: one creates it and migrates, the
+    /// others wait and find the work done.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn simultaneous_starts_migrate_once() {
+        let schema = scratch().await;
+        let mut starts = tokio::task::JoinSet::new();
+        for _ in 0..6 {
+            let name = schema.name().to_owned();
+            starts.spawn(async move { PostgresStore::connect_in_schema(&url(), &name).await });
+        }
+        let mut stores = Vec::new();
+        while let Some(started) = starts.join_next().await {
+            stores.push(started.unwrap().expect("every start succeeds"));
+        }
+        let app = application("shared");
+        stores[0].insert_application(&app).await.unwrap();
+        for store in &stores {
+            assert_eq!(
+                store.get_application(id(&app)).await.unwrap(),
+                Some(app.clone())
+            );
+            store.close().await.unwrap();
+        }
+    }
+
+    /// The URL's `options=-c search_path=…` chooses the schema (created if missing); another
+    /// schema in the same database is another store.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_url_chooses_the_schema() {
+        let (first, second) = (scratch().await, scratch().await);
+        let store = PostgresStore::connect(&first.url()).await.expect("connect");
+        let app = application("in the first schema");
+        store.insert_application(&app).await.unwrap();
+        store.close().await.unwrap();
+        let same = PostgresStore::connect_in_schema(&url(), first.name())
+            .await
+            .unwrap();
+        assert_eq!(
+            same.get_application(id(&app)).await.unwrap(),
+            Some(app.clone())
+        );
+        let other = PostgresStore::connect(&second.url()).await.unwrap();
+        assert_eq!(other.get_application(id(&app)).await.unwrap(), None);
+        for store in [same, other] {
+            store.close().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_places_are_clear_errors() {
+        let unreachable = PostgresStore::connect("postgres://postgres@127.0.0.1:1/test")
+            .await
+            .err()
+            .expect("nothing listens on port 1");
+        assert!(
+            unreachable
+                .to_string()
+                .contains("cannot connect to PostgreSQL at 127.0.0.1:1"),
+            "{unreachable}"
+        );
+        for (schema, problem) in [
+            ("Upper", "lowercase"),
+            ("a;b", "lowercase"),
+            ("", "lowercase"),
+        ] {
+            let err = PostgresStore::connect_in_schema(&url(), schema)
+                .await
+                .err()
+                .expect("refused");
+            assert!(matches!(err, StoreError::Backend(_)));
+            assert!(err.to_string().contains(problem), "{err}");
+        }
+        let err = PostgresStore::connect("mysql://nowhere")
+            .await
+            .err()
+            .expect("not a PostgreSQL URL");
+        assert!(err.to_string().contains("URL"), "{err}");
+    }
+
+    /// A database migrated by a newer flowd is refused rather than used.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_newer_schema_is_refused() {
+        let schema = scratch().await;
+        let store = PostgresStore::connect_in_schema(&url(), schema.name())
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+        let (client, connection) = tokio_postgres::connect(&schema.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let connection = tokio::spawn(connection);
+        client
+            .batch_execute("INSERT INTO schema_version (version) VALUES (1000)")
+            .await
+            .unwrap();
+        drop(client);
+        let _ = connection.await;
+        let err = PostgresStore::connect_in_schema(&url(), schema.name())
+            .await
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string().contains("newer than this flowd knows"),
+            "{err}"
+        );
     }
 }

@@ -1,24 +1,12 @@
-use super::docs::DocTable;
+//! Applications in SQLite: the shared `applications` document table, run on the store's
+//! connections.
+
+use super::docs::DocTableOps;
 use super::SqliteStore;
-use crate::{ApplicationStore, Column, ListQuery, Page, StoreResult};
+use crate::shared::documents::APPLICATIONS;
+use crate::{ApplicationStore, ListQuery, Page, StoreResult};
 use async_trait::async_trait;
 use serde_json::Value;
-
-pub(crate) const APPLICATIONS: DocTable = DocTable {
-    table: "applications",
-    parent: None,
-    fields: &[
-        ("name", "name"),
-        ("creation_date", "creationDate"),
-        ("last_updated", "lastUpdated"),
-    ],
-    columns: &[
-        (Column::Id, "id"),
-        (Column::Name, "name"),
-        (Column::CreationDate, "creation_date"),
-        (Column::LastUpdated, "last_updated"),
-    ],
-};
 
 #[async_trait]
 impl ApplicationStore for SqliteStore {

@@ -1,27 +1,12 @@
-use super::docs::DocTable;
-use super::versions::VERSIONS;
-use super::SqliteStore;
-use crate::{Column, FlowStore, ListQuery, Page, StoreResult};
-use async_trait::async_trait;
-use rusqlite::types::Value as SqlValue;
-use serde_json::Value;
+//! Flows in SQLite: the shared `flows` document table, and imports of flows with their
+//! versions in one transaction.
 
-pub(crate) const FLOWS: DocTable = DocTable {
-    table: "flows",
-    parent: Some(("application_id", "applicationId")),
-    fields: &[
-        ("name", "name"),
-        ("flow_class", "flowClass"),
-        ("creation_date", "creationDate"),
-        ("last_updated", "lastUpdated"),
-    ],
-    columns: &[
-        (Column::Id, "id"),
-        (Column::Name, "name"),
-        (Column::CreationDate, "creation_date"),
-        (Column::LastUpdated, "last_updated"),
-    ],
-};
+use super::docs::DocTableOps;
+use super::SqliteStore;
+use crate::shared::documents::{FLOWS, VERSIONS};
+use crate::{FlowStore, ListQuery, Page, StoreResult};
+use async_trait::async_trait;
+use serde_json::Value;
 
 #[async_trait]
 impl FlowStore for SqliteStore {
@@ -51,12 +36,12 @@ impl FlowStore for SqliteStore {
     async fn list_flows(&self, application_id: &str, query: &ListQuery) -> StoreResult<Page> {
         let (application_id, query) = (application_id.to_owned(), query.clone());
         self.read(move |conn| {
-            let extra: Vec<(&str, SqlValue)> = query
+            let class: Vec<(&str, String)> = query
                 .flow_class
                 .iter()
-                .map(|class| ("flow_class = ?", SqlValue::Text(class.clone())))
+                .map(|class| ("flow_class", class.clone()))
                 .collect();
-            FLOWS.list(conn, Some(&application_id), &query, &extra)
+            FLOWS.list(conn, Some(&application_id), &query, &class)
         })
         .await
     }

@@ -1,56 +1,18 @@
-use super::docs::{parse_doc, DocTable};
+//! Integrations and webhooks in SQLite: the shared resource document tables.
+
+use super::docs::{select_docs, DocTableOps, Sqlite};
 use super::SqliteStore;
-use crate::{Column, ListQuery, Page, ResourceKind, ResourceStore, StoreResult};
+use crate::shared::documents::resource_table;
+use crate::{ListQuery, Page, ResourceKind, ResourceStore, StoreResult};
 use async_trait::async_trait;
 use serde_json::Value;
-
-const INTEGRATIONS: DocTable = DocTable {
-    table: "integrations",
-    parent: Some(("application_id", "applicationId")),
-    fields: &[
-        ("name", "name"),
-        ("integration_type", "integrationType"),
-        ("creation_date", "creationDate"),
-        ("last_updated", "lastUpdated"),
-    ],
-    columns: &[
-        (Column::Id, "id"),
-        (Column::Name, "name"),
-        (Column::Kind, "integration_type"),
-        (Column::CreationDate, "creation_date"),
-        (Column::LastUpdated, "last_updated"),
-    ],
-};
-
-const WEBHOOKS: DocTable = DocTable {
-    table: "webhooks",
-    parent: Some(("application_id", "applicationId")),
-    fields: &[
-        ("name", "name"),
-        ("token", "token"),
-        ("creation_date", "creationDate"),
-        ("last_updated", "lastUpdated"),
-    ],
-    columns: &[
-        (Column::Id, "id"),
-        (Column::Name, "name"),
-        (Column::CreationDate, "creation_date"),
-        (Column::LastUpdated, "last_updated"),
-    ],
-};
-
-fn table(kind: ResourceKind) -> &'static DocTable {
-    match kind {
-        ResourceKind::Integration => &INTEGRATIONS,
-        ResourceKind::Webhook => &WEBHOOKS,
-    }
-}
 
 #[async_trait]
 impl ResourceStore for SqliteStore {
     async fn insert_resource(&self, kind: ResourceKind, doc: &Value) -> StoreResult<()> {
         let doc = doc.clone();
-        self.write(move |tx| table(kind).insert(tx, &doc)).await
+        self.write(move |tx| resource_table(kind).insert(tx, &doc))
+            .await
     }
 
     async fn get_resource(
@@ -60,13 +22,14 @@ impl ResourceStore for SqliteStore {
         id: &str,
     ) -> StoreResult<Option<Value>> {
         let (application_id, id) = (application_id.to_owned(), id.to_owned());
-        self.read(move |conn| table(kind).get(conn, Some(&application_id), &id))
+        self.read(move |conn| resource_table(kind).get(conn, Some(&application_id), &id))
             .await
     }
 
     async fn update_resource(&self, kind: ResourceKind, doc: &Value) -> StoreResult<bool> {
         let doc = doc.clone();
-        self.write(move |tx| table(kind).update(tx, &doc)).await
+        self.write(move |tx| resource_table(kind).update(tx, &doc))
+            .await
     }
 
     async fn delete_resource(
@@ -76,7 +39,7 @@ impl ResourceStore for SqliteStore {
         id: &str,
     ) -> StoreResult<bool> {
         let (application_id, id) = (application_id.to_owned(), id.to_owned());
-        self.write(move |tx| table(kind).delete(tx, Some(&application_id), &id))
+        self.write(move |tx| resource_table(kind).delete(tx, Some(&application_id), &id))
             .await
     }
 
@@ -87,19 +50,12 @@ impl ResourceStore for SqliteStore {
         query: &ListQuery,
     ) -> StoreResult<Page> {
         let (application_id, query) = (application_id.to_owned(), query.clone());
-        self.read(move |conn| table(kind).list(conn, Some(&application_id), &query, &[]))
+        self.read(move |conn| resource_table(kind).list(conn, Some(&application_id), &query, &[]))
             .await
     }
 
     async fn all_resources(&self, kind: ResourceKind) -> StoreResult<Vec<Value>> {
-        self.read(move |conn| {
-            let mut statement = conn.prepare(&format!("SELECT doc FROM {}", table(kind).table))?;
-            let docs = statement
-                .query_map([], |r| r.get::<_, String>(0))?
-                .map(|text| parse_doc(&text?))
-                .collect::<StoreResult<Vec<_>>>()?;
-            Ok(docs)
-        })
-        .await
+        self.read(move |conn| select_docs(conn, &resource_table(kind).all_sql::<Sqlite>(None)))
+            .await
     }
 }

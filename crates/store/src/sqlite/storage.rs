@@ -1,43 +1,40 @@
-use super::docs::parse_doc;
+//! Workflow storage and node state in SQLite. Single writes check the caps in the same
+//! transaction as they write (the one writer connection serializes them); batches are applied
+//! write by write, in order, skipping flows that no longer exist.
+
+use super::docs::{execute, select, Sqlite};
 use super::SqliteStore;
-use crate::{StorageCaps, StorageMetadata, StorageStore, StorageWrite, StoreError, StoreResult};
+use crate::shared::documents::parse_doc;
+use crate::shared::sql::ResultRow;
+use crate::shared::storage::{
+    check_caps, delete_sql, entries_sql, entry_size_sql, metadata_from, metadata_sql, upsert_sql,
+    EntryTable,
+};
+use crate::{StorageCaps, StorageMetadata, StorageStore, StorageWrite, StoreResult};
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use serde_json::{Map, Value};
 
-/// Byte counts come from BLOB casts: SQLite's `length()` of TEXT counts characters.
 fn metadata(conn: &Connection, flow_id: &str) -> StoreResult<StorageMetadata> {
-    let (bytes, keys): (i64, i64) = conn.query_row(
-        "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0), COUNT(*) \
-         FROM storage_entries WHERE flow_id = ?1",
-        [flow_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    Ok(StorageMetadata {
-        memory_used: bytes.max(0) as u64,
-        keys_count: keys.max(0) as u64,
-    })
+    let rows = select(conn, &metadata_sql::<Sqlite>(flow_id), |row| {
+        Ok(metadata_from(row.int(0)?, row.int(1)?))
+    })?;
+    Ok(rows.into_iter().next().unwrap_or_default())
+}
+
+fn entries(conn: &Connection, table: EntryTable, flow_id: &str) -> StoreResult<Map<String, Value>> {
+    let rows = select(conn, &entries_sql::<Sqlite>(table, flow_id), |row| {
+        Ok((row.text(0)?, parse_doc(&row.text(1)?)?))
+    })?;
+    Ok(rows.into_iter().collect())
 }
 
 #[async_trait]
 impl StorageStore for SqliteStore {
     async fn storage_entries(&self, flow_id: &str) -> StoreResult<Map<String, Value>> {
         let flow_id = flow_id.to_owned();
-        self.read(move |conn| {
-            let mut statement = conn.prepare(
-                "SELECT key, value FROM storage_entries WHERE flow_id = ?1 ORDER BY key",
-            )?;
-            let rows = statement.query_map([flow_id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?;
-            let mut entries = Map::new();
-            for row in rows {
-                let (key, value) = row?;
-                entries.insert(key, parse_doc(&value)?);
-            }
-            Ok(entries)
-        })
-        .await
+        self.read(move |conn| entries(conn, EntryTable::Storage, &flow_id))
+            .await
     }
 
     async fn storage_metadata(&self, flow_id: &str) -> StoreResult<StorageMetadata> {
@@ -56,35 +53,14 @@ impl StorageStore for SqliteStore {
             (flow_id.to_owned(), key.to_owned(), value_json.to_owned());
         self.write(move |tx| {
             let current = metadata(tx, &flow_id)?;
-            let old_size: Option<i64> = tx
-                .query_row(
-                    "SELECT length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)) FROM storage_entries \
-                     WHERE flow_id = ?1 AND key = ?2",
-                    [&flow_id, &key],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let new_size = (key.len() + value_json.len()) as u64;
-            let keys_after = current.keys_count + u64::from(old_size.is_none());
-            let bytes_after =
-                current.memory_used - old_size.unwrap_or(0).max(0) as u64 + new_size;
-            if keys_after > caps.max_keys {
-                return Err(StoreError::LimitExceeded(format!(
-                    "workflow storage is limited to {} keys",
-                    caps.max_keys
-                )));
-            }
-            if bytes_after > caps.max_bytes {
-                return Err(StoreError::LimitExceeded(format!(
-                    "workflow storage is limited to {} bytes (keys plus JSON values); this write \
-                     would make it {bytes_after}",
-                    caps.max_bytes
-                )));
-            }
-            tx.execute(
-                "INSERT INTO storage_entries (flow_id, key, value) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (flow_id, key) DO UPDATE SET value = excluded.value",
-                [&flow_id, &key, &value_json],
+            let replaced = select(tx, &entry_size_sql::<Sqlite>(&flow_id, &key), |row| {
+                row.int(0)
+            })?;
+            let replaced = replaced.first().map(|size| (*size).max(0) as u64);
+            check_caps(current, replaced, &key, &value_json, caps)?;
+            execute(
+                tx,
+                &upsert_sql::<Sqlite>(EntryTable::Storage, &flow_id, &key, &value_json),
             )?;
             Ok(())
         })
@@ -93,19 +69,14 @@ impl StorageStore for SqliteStore {
 
     async fn storage_delete(&self, flow_id: &str, key: &str) -> StoreResult<bool> {
         let (flow_id, key) = (flow_id.to_owned(), key.to_owned());
-        self.write(move |tx| {
-            Ok(tx.execute(
-                "DELETE FROM storage_entries WHERE flow_id = ?1 AND key = ?2",
-                [flow_id, key],
-            )? > 0)
-        })
-        .await
+        self.write(move |tx| Ok(execute(tx, &delete_sql::<Sqlite>(&flow_id, Some(&key)))? > 0))
+            .await
     }
 
     async fn storage_clear(&self, flow_id: &str) -> StoreResult<()> {
         let flow_id = flow_id.to_owned();
         self.write(move |tx| {
-            tx.execute("DELETE FROM storage_entries WHERE flow_id = ?1", [flow_id])?;
+            execute(tx, &delete_sql::<Sqlite>(&flow_id, None))?;
             Ok(())
         })
         .await
@@ -158,19 +129,7 @@ impl StorageStore for SqliteStore {
 
     async fn node_states(&self, flow_id: &str) -> StoreResult<Map<String, Value>> {
         let flow_id = flow_id.to_owned();
-        self.read(move |conn| {
-            let mut statement =
-                conn.prepare("SELECT key, value FROM node_state WHERE flow_id = ?1")?;
-            let rows = statement.query_map([flow_id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?;
-            let mut states = Map::new();
-            for row in rows {
-                let (key, value) = row?;
-                states.insert(key, parse_doc(&value)?);
-            }
-            Ok(states)
-        })
-        .await
+        self.read(move |conn| entries(conn, EntryTable::NodeState, &flow_id))
+            .await
     }
 }

@@ -1,50 +1,23 @@
-use super::docs::{parse_doc, DocTable};
+//! API tokens in SQLite: the shared `api_tokens` document table, with the hash and the
+//! application taken from the [`TokenRecord`] rather than from the document.
+
+use super::docs::{execute, select, DocTableOps, Sqlite};
 use super::SqliteStore;
-use crate::{Column, ListQuery, Page, StoreError, StoreResult, TokenRecord, TokenStore};
-use async_trait::async_trait;
-use rusqlite::OptionalExtension;
-
-const TOKENS: DocTable = DocTable {
-    table: "api_tokens",
-    parent: Some(("application_id", "applicationId")),
-    fields: &[
-        ("name", "name"),
-        ("status", "status"),
-        ("expiration_date", "expirationDate"),
-        ("creation_date", "creationDate"),
-        ("last_updated", "lastUpdated"),
-    ],
-    columns: &[
-        (Column::Id, "id"),
-        (Column::Name, "name"),
-        (Column::Status, "status"),
-        (Column::ExpirationDate, "expiration_date"),
-        (Column::CreationDate, "creation_date"),
-        (Column::LastUpdated, "last_updated"),
-    ],
+use crate::shared::documents::{
+    delete_user_token_sql, token_by_hash_sql, token_record, token_row, token_sql, user_tokens_sql,
+    TOKENS,
 };
+use crate::shared::sql::SqlQuery;
+use crate::{ListQuery, Page, StoreResult, TokenRecord, TokenStore};
+use async_trait::async_trait;
+use rusqlite::Connection;
 
-const SELECT: &str = "SELECT id, application_id, token_hash, doc FROM api_tokens";
-
-fn record(row: &rusqlite::Row) -> rusqlite::Result<TokenRecord> {
-    let doc: String = row.get(3)?;
-    Ok(TokenRecord {
-        id: row.get(0)?,
-        application_id: row.get(1)?,
-        token_hash: row.get(2)?,
-        doc: parse_doc(&doc)?,
-    })
+fn tokens(conn: &Connection, query: &SqlQuery) -> StoreResult<Vec<TokenRecord>> {
+    select(conn, query, |row| token_record(row))
 }
 
-/// `TOKENS.update` copies the parent column from the document's `applicationId`, but Losant's
-/// `apiToken` document has no such field (it names its owner with `ownerId`/`ownerType`): the
-/// record, not the document, says which application a token reaches.
-fn set_application(tx: &rusqlite::Transaction, token: &TokenRecord) -> StoreResult<()> {
-    tx.execute(
-        "UPDATE api_tokens SET application_id = ?1 WHERE id = ?2",
-        rusqlite::params![token.application_id, token.id],
-    )?;
-    Ok(())
+fn first_token(conn: &Connection, query: &SqlQuery) -> StoreResult<Option<TokenRecord>> {
+    Ok(tokens(conn, query)?.into_iter().next())
 }
 
 #[async_trait]
@@ -52,66 +25,32 @@ impl TokenStore for SqliteStore {
     async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
         let token = token.clone();
         self.write(move |tx| {
-            // The hash is not part of the document (it is never shown): insert the row with it,
-            // then fill the document columns.
-            tx.execute(
-                "INSERT INTO api_tokens (id, application_id, token_hash, name, status, expiration_date, \
-                 creation_date, last_updated, doc) VALUES (?1, ?2, ?3, '', '', NULL, '', '', '{}')",
-                rusqlite::params![token.id, token.application_id, token.token_hash],
+            // The hash is not part of the document (it is never shown): it is an extra column.
+            TOKENS.insert_row(
+                tx,
+                token_row(&token)?,
+                &[("token_hash", token.token_hash.clone())],
             )
-            .map_err(|e| match e {
-                rusqlite::Error::SqliteFailure(f, _)
-                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    StoreError::Conflict("api_tokens already exists".into())
-                }
-                other => other.into(),
-            })?;
-            TOKENS.update(tx, &token.doc)?;
-            set_application(tx, &token)?;
-            Ok(())
         })
         .await
     }
 
     async fn token_by_hash(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
         let token_hash = token_hash.to_owned();
-        self.read(move |conn| {
-            Ok(conn
-                .query_row(
-                    &format!("{SELECT} WHERE token_hash = ?1"),
-                    [token_hash],
-                    record,
-                )
-                .optional()?)
-        })
-        .await
+        self.read(move |conn| first_token(conn, &token_by_hash_sql::<Sqlite>(&token_hash)))
+            .await
     }
 
     async fn get_token(&self, application_id: &str, id: &str) -> StoreResult<Option<TokenRecord>> {
         let (application_id, id) = (application_id.to_owned(), id.to_owned());
-        self.read(move |conn| {
-            Ok(conn
-                .query_row(
-                    &format!("{SELECT} WHERE id = ?1 AND application_id = ?2"),
-                    [id, application_id],
-                    record,
-                )
-                .optional()?)
-        })
-        .await
+        self.read(move |conn| first_token(conn, &token_sql::<Sqlite>(&application_id, &id)))
+            .await
     }
 
     async fn update_token(&self, token: &TokenRecord) -> StoreResult<bool> {
         let token = token.clone();
-        self.write(move |tx| {
-            let updated = TOKENS.update(tx, &token.doc)?;
-            if updated {
-                set_application(tx, &token)?;
-            }
-            Ok(updated)
-        })
-        .await
+        self.write(move |tx| TOKENS.update_row(tx, token_row(&token)?))
+            .await
     }
 
     async fn delete_token(&self, application_id: &str, id: &str) -> StoreResult<bool> {
@@ -127,22 +66,13 @@ impl TokenStore for SqliteStore {
     }
 
     async fn user_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
-        self.read(|conn| {
-            let mut statement = conn.prepare(&format!("{SELECT} WHERE application_id IS NULL"))?;
-            let rows = statement.query_map([], record)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        self.read(|conn| tokens(conn, &user_tokens_sql::<Sqlite>()))
+            .await
     }
 
     async fn delete_user_token(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_owned();
-        self.write(move |tx| {
-            Ok(tx.execute(
-                "DELETE FROM api_tokens WHERE id = ?1 AND application_id IS NULL",
-                [id],
-            )? > 0)
-        })
-        .await
+        self.write(move |tx| Ok(execute(tx, &delete_user_token_sql::<Sqlite>(&id))? > 0))
+            .await
     }
 }

@@ -1,48 +1,26 @@
-use super::docs::{parse_doc, DocTable};
-use super::SqliteStore;
-use crate::{Column, FlowVersionStore, ListQuery, Page, StoreError, StoreResult};
-use async_trait::async_trait;
-use rusqlite::OptionalExtension;
-use serde_json::Value;
+//! Flow versions in SQLite: the shared `flow_versions` document table, names unique per flow.
 
-pub(crate) const VERSIONS: DocTable = DocTable {
-    table: "flow_versions",
-    parent: Some(("flow_id", "flowId")),
-    fields: &[
-        ("version", "version"),
-        ("creation_date", "creationDate"),
-        ("last_updated", "lastUpdated"),
-    ],
-    columns: &[
-        (Column::Id, "id"),
-        (Column::Version, "version"),
-        (Column::Name, "version"),
-        (Column::CreationDate, "creation_date"),
-        (Column::LastUpdated, "last_updated"),
-    ],
-};
+use super::docs::{select, select_docs, DocTableOps, Sqlite};
+use super::SqliteStore;
+use crate::shared::documents::{version_by_id_or_name_sql, version_id_by_name_sql, VERSIONS};
+use crate::shared::sql::ResultRow;
+use crate::{FlowVersionStore, ListQuery, Page, StoreError, StoreResult};
+use async_trait::async_trait;
+use serde_json::Value;
 
 #[async_trait]
 impl FlowVersionStore for SqliteStore {
     async fn insert_version(&self, doc: &Value, replace: bool) -> StoreResult<()> {
         let doc = doc.clone();
         self.write(move |tx| {
-            let flow_id = doc
-                .get("flowId")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let name = doc
-                .get("version")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let existing: Option<String> = tx
-                .query_row(
-                    "SELECT id FROM flow_versions WHERE flow_id = ?1 AND version = ?2",
-                    [flow_id, name],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            match existing {
+            let field = |name: &str| doc.get(name).and_then(Value::as_str).unwrap_or_default();
+            let (flow_id, name) = (field("flowId"), field("version"));
+            let existing = select(
+                tx,
+                &version_id_by_name_sql::<Sqlite>(flow_id, name),
+                |row| row.text(0),
+            )?;
+            match existing.first() {
                 Some(_) if !replace => Err(StoreError::Conflict(format!(
                     "A version named \"{name}\" already exists for this workflow"
                 ))),
@@ -56,16 +34,8 @@ impl FlowVersionStore for SqliteStore {
     async fn get_version(&self, flow_id: &str, id_or_name: &str) -> StoreResult<Option<Value>> {
         let (flow_id, id_or_name) = (flow_id.to_owned(), id_or_name.to_owned());
         self.read(move |conn| {
-            // An id wins over a version that happens to be named like an id.
-            let text: Option<String> = conn
-                .query_row(
-                    "SELECT doc FROM flow_versions WHERE flow_id = ?1 AND (id = ?2 OR version = ?2) \
-                     ORDER BY (id = ?2) DESC LIMIT 1",
-                    [flow_id, id_or_name],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            text.map(|t| parse_doc(&t)).transpose()
+            let query = version_by_id_or_name_sql::<Sqlite>(&flow_id, &id_or_name);
+            Ok(select_docs(conn, &query)?.into_iter().next())
         })
         .await
     }
@@ -89,14 +59,7 @@ impl FlowVersionStore for SqliteStore {
 
     async fn all_versions(&self, flow_id: &str) -> StoreResult<Vec<Value>> {
         let flow_id = flow_id.to_owned();
-        self.read(move |conn| {
-            let mut statement =
-                conn.prepare("SELECT doc FROM flow_versions WHERE flow_id = ?1 ORDER BY id")?;
-            let texts = statement
-                .query_map([flow_id], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            texts.iter().map(|t| parse_doc(t)).collect()
-        })
-        .await
+        self.read(move |conn| select_docs(conn, &VERSIONS.all_sql::<Sqlite>(Some(&flow_id))))
+            .await
     }
 }
