@@ -18,6 +18,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use flowd_engine::cluster::Change;
 use flowd_engine::engine::Engine;
 use flowd_model::schema::SchemaName;
 use flowd_model::scope::Action;
@@ -54,10 +55,11 @@ pub trait AppResource: Send + Sync + 'static {
     fn fill_new(doc: &mut Map<String, Value>);
     /// What the schema allows but flowd cannot honour; the message names the field.
     fn check(doc: &Value) -> Result<(), String>;
-    /// The document was stored: the engine starts or updates what keeps it live.
-    fn applied(engine: &Engine, doc: &Value);
+    /// The document was stored: the change that makes the engines start or update what keeps
+    /// it live.
+    fn applied(doc: &Value) -> Change;
     /// The resource was deleted.
-    fn removed(engine: &Engine, id: &str);
+    fn removed(id: &str) -> Change;
     /// Live fields a response carries besides the stored document (an integration's status).
     fn live_fields(_engine: &Engine, _doc: &mut Value) {}
     /// Refuses delete options flowd does not support: `includeWorkflows=true` (also delete the
@@ -169,7 +171,7 @@ async fn create<R: AppResource>(
     check::<R>(&doc)?;
     let doc = Value::Object(doc);
     state.store.insert_resource(R::KIND, &doc).await?;
-    R::applied(&state.engine, &doc);
+    state.changed(R::applied(&doc)).await;
     Ok((
         StatusCode::CREATED,
         Json(present::<R>(&state.engine, doc, params.links())),
@@ -221,7 +223,7 @@ async fn patch<R: AppResource>(
     if !state.store.update_resource(R::KIND, &doc).await? {
         return Err(ApiError::not_found(R::LABEL));
     }
-    R::applied(&state.engine, &doc);
+    state.changed(R::applied(&doc)).await;
     Ok(Json(present::<R>(&state.engine, doc, params.links())))
 }
 
@@ -242,6 +244,6 @@ async fn remove<R: AppResource>(
     {
         return Err(ApiError::not_found(R::LABEL));
     }
-    R::removed(&state.engine, &id);
+    state.changed(R::removed(&id)).await;
     Ok(Json(success()))
 }

@@ -31,6 +31,10 @@ pub enum ApiError {
     /// A webhook request that waited for a reply got none in time.
     #[error("{0}")]
     GatewayTimeout(String),
+    /// A service flowd depends on (the shared run queue) cannot be reached; retrying later may
+    /// succeed.
+    #[error("{0}")]
+    Unavailable(String),
     /// Something broke inside flowd; logged with its cause, never shown to the client.
     #[error("{0}")]
     Internal(String),
@@ -54,6 +58,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
             ApiError::RateLimit(_) => (StatusCode::TOO_MANY_REQUESTS, "RateLimit"),
             ApiError::GatewayTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "GatewayTimeout"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
     }
@@ -77,6 +82,7 @@ impl From<flowd_engine::engine::PressError> for ApiError {
             PressError::Invalid(message) => ApiError::Validation(message),
             PressError::NotFound => ApiError::not_found("Flow"),
             PressError::Busy | PressError::RateLimited(_) => ApiError::RateLimit(e.to_string()),
+            PressError::Unavailable(message) => ApiError::Unavailable(message),
             PressError::Internal(message) => ApiError::Internal(message),
         }
     }

@@ -1,5 +1,6 @@
 //! What every handler shares: the store, the engine and the limits from configuration.
 
+use flowd_engine::cluster::{Change, ChangeFeed};
 use flowd_engine::engine::Engine;
 use flowd_store::{StorageCaps, Store};
 use std::sync::Arc;
@@ -53,7 +54,28 @@ pub struct AppState {
     pub engine: Engine,
     pub limits: Limits,
     pub tokens: Arc<crate::auth::TokenCache>,
+    /// Where changes are announced to the other nodes of a cluster; `None` on one node.
+    pub changes: Option<Arc<dyn ChangeFeed>>,
     /// Turns `true` when the server starts shutting down; endless responses (the debug stream)
     /// end then, so that graceful shutdown is not held open by them.
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// A change was stored through this node: applies it here, then tells the other nodes.
+    pub async fn changed(&self, change: Change) {
+        self.apply_change(&change).await;
+        if let Some(feed) = &self.changes {
+            feed.publish(&change);
+        }
+    }
+
+    /// Applies a change (made here or announced by another node) to what this node keeps in
+    /// memory.
+    pub async fn apply_change(&self, change: &Change) {
+        if let Change::Tokens = change {
+            self.tokens.clear();
+        }
+        self.engine.apply_change(change).await;
+    }
 }

@@ -44,6 +44,7 @@ async fn fixture() -> Fixture {
     );
     let (_sender, shutting_down) = tokio::sync::watch::channel(false);
     let state = AppState {
+        changes: None,
         store,
         engine,
         limits: Default::default(),

@@ -126,6 +126,7 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         engine: engine.clone(),
         limits: settings.limits,
         tokens: Default::default(),
+        changes: None,
         shutting_down,
     };
     let app = flowd_api::app(state).layer(tower_http::trace::TraceLayer::new_for_http());

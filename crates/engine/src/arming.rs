@@ -18,10 +18,14 @@ use std::sync::Arc;
 /// Wires the hub to the run queue and the integrations to the hub (once, at engine start).
 pub(crate) fn connect(inner: &Arc<Inner>) {
     let weak = Arc::downgrade(inner);
-    inner.services.triggers.connect(Arc::new(move |job| {
-        let inner = weak.upgrade().ok_or(QueueFull)?;
-        inner.queue.get().ok_or(QueueFull)?.try_submit(job)
-    }));
+    let shared_queue = inner.queue.get().is_some_and(|q| q.is_shared());
+    inner.services.triggers.connect(
+        Arc::new(move |job| {
+            let inner = weak.upgrade().ok_or(QueueFull)?;
+            inner.queue.get().ok_or(QueueFull)?.try_submit(job)
+        }),
+        shared_queue,
+    );
     let weak = Arc::downgrade(inner);
     inner
         .services
@@ -195,10 +199,16 @@ impl Engine {
                 .collect(),
             Some(name) => self.webhook_targets_in_version(webhook, name).await?,
         };
+        let queue = self
+            .inner
+            .queue
+            .get()
+            .ok_or_else(|| PressError::Internal("the run queue is not running".into()))?;
         for target in &targets {
             let relay = Some((webhook.webhook_id.clone(), "public"));
-            hub.fire(target, data.clone(), relay, now_ms(), 0)
-                .map_err(|_| PressError::Busy)?;
+            let job = crate::triggers::hub::job_for(target, data.clone(), relay, now_ms(), 0);
+            // Acknowledged once queued: a shared queue holds it durably by then.
+            queue.submit(job).await?;
         }
         Ok(targets.len())
     }

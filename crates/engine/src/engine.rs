@@ -84,8 +84,20 @@ pub enum PressError {
     /// The trigger fired more often than its rate limit allows (a 429).
     #[error("{0}")]
     RateLimited(String),
+    /// The shared run queue cannot be reached (a 503).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<crate::queue::SubmitError> for PressError {
+    fn from(e: crate::queue::SubmitError) -> Self {
+        match e {
+            crate::queue::SubmitError::Full => PressError::Busy,
+            crate::queue::SubmitError::Unavailable(_) => PressError::Unavailable(e.to_string()),
+        }
+    }
 }
 
 /// Why a flow version could not be made ready to run.
@@ -165,6 +177,20 @@ impl Engine {
         config: EngineConfig,
         extra: Vec<Arc<dyn RunObserver>>,
     ) -> Engine {
+        let (capacity, workers) = (config.queue_capacity, config.workers);
+        Engine::start_with_queue(store, config, extra, move |handler| {
+            Box::new(InProcessQueue::start(capacity, workers, handler))
+        })
+    }
+
+    /// Starts the engine on a run queue of the caller's: `make_queue` gets the handler its
+    /// workers must call for each job (a queue shared by several nodes, say).
+    pub fn start_with_queue(
+        store: Arc<dyn Store>,
+        config: EngineConfig,
+        extra: Vec<Arc<dyn RunObserver>>,
+        make_queue: impl FnOnce(JobHandler) -> Box<dyn RunQueue>,
+    ) -> Engine {
         let accounting = Accounting::start(store.clone(), config.log_ring);
         let debug = Arc::new(DebugHub::default());
         let mut observers: Vec<Arc<dyn RunObserver>> = vec![accounting.clone(), debug.clone()];
@@ -193,16 +219,15 @@ impl Engine {
             .runs
             .set(Arc::new(Starter(Arc::downgrade(&inner))));
         let weak: Weak<Inner> = Arc::downgrade(&inner);
-        let handler: JobHandler = Arc::new(move |job| {
+        let handler: JobHandler = Arc::new(move |job, settle| {
             let weak = weak.clone();
             Box::pin(async move {
                 if let Some(inner) = weak.upgrade() {
-                    Engine { inner }.run_job(job).await;
+                    Engine { inner }.run_job(job, settle).await;
                 }
             })
         });
-        let queue = InProcessQueue::start(config.queue_capacity, config.workers, handler);
-        let _ = inner.queue.set(Box::new(queue));
+        let _ = inner.queue.set(make_queue(handler));
         crate::arming::connect(&inner);
         let store = inner.store.clone();
         let retention = config.retention;
@@ -533,13 +558,14 @@ impl Engine {
             device_id: press.device_id,
             time_ms: chrono::Utc::now().timestamp_millis(),
             depth: press.depth,
+            idempotency_key: None,
         };
         let queue = self
             .inner
             .queue
             .get()
             .ok_or_else(|| PressError::Internal("the run queue is not running".into()))?;
-        queue.try_submit(job).map_err(|_| PressError::Busy)?;
+        queue.submit(job).await?;
         Ok(run_id)
     }
 
@@ -556,7 +582,13 @@ impl Engine {
     }
 
     /// A worker's handling of one job.
-    async fn run_job(&self, job: RunJob) {
+    async fn run_job(&self, job: RunJob, settle: Option<crate::queue::Settle>) {
+        // A job that cannot run is settled all the same: delivering it again would not help.
+        async fn discard(settle: Option<crate::queue::Settle>) {
+            if let Some(settle) = settle {
+                settle().await;
+            }
+        }
         let compiled = match self
             .compiled(&job.application_id, &job.flow_id, &job.version)
             .await
@@ -564,11 +596,16 @@ impl Engine {
             Ok(Some(compiled)) => compiled,
             Ok(None) => {
                 tracing::info!(flow = %job.flow_id, run = %job.run_id, "the flow was deleted before its run started");
+                return discard(settle).await;
+            }
+            // The store may come back: left unsettled, a shared queue delivers the job again.
+            Err(e @ LoadError::Store(_)) => {
+                tracing::error!(flow = %job.flow_id, run = %job.run_id, error = %e, "cannot load the flow for a queued run");
                 return;
             }
             Err(e) => {
                 tracing::error!(flow = %job.flow_id, run = %job.run_id, error = %e, "cannot compile the flow for a queued run");
-                return;
+                return discard(settle).await;
             }
         };
         let hinted = job.trigger_index.filter(|&i| {
@@ -581,7 +618,7 @@ impl Engine {
             hinted.or_else(|| compiled.trigger(&job.trigger_type, &job.trigger_key))
         else {
             tracing::info!(flow = %job.flow_id, run = %job.run_id, "the trigger was removed before its run started");
-            return;
+            return discard(settle).await;
         };
         let start = RunStart {
             run_id: job.run_id,
@@ -593,9 +630,14 @@ impl Engine {
             time_ms: job.time_ms,
         };
         let failing_flow = compiled.clone();
-        let result =
-            crate::run::execute_at_depth(compiled, start, self.inner.services.clone(), job.depth)
-                .await;
+        let result = crate::run::execute_at_depth(
+            compiled,
+            start,
+            self.inner.services.clone(),
+            job.depth,
+            settle,
+        )
+        .await;
         // Errors of a run a Workflow Error trigger started never fire another (no cascades).
         if let (Some(failure), false) = (&result.failure, job.trigger_type == "flowError") {
             self.flow_failed(&failing_flow, failure, job.depth);

@@ -7,6 +7,7 @@
 
 pub mod accounting;
 pub mod arming;
+pub mod cluster;
 pub mod compile;
 pub mod debug;
 pub mod engine;

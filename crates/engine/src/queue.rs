@@ -41,6 +41,10 @@ pub struct RunJob {
     /// How many Workflow Trigger nodes led to this run.
     #[serde(default)]
     pub depth: u32,
+    /// Jobs with the same key are one job to a queue that deduplicates (a timer tick that every
+    /// node of a cluster submits); `None` for a job only its submitter makes.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// The trigger types whose jobs take the scheduled lane.
@@ -62,16 +66,51 @@ impl RunJob {
 #[error("the run queue is full")]
 pub struct QueueFull;
 
-/// Where jobs wait for a worker.
-pub trait RunQueue: Send + Sync {
-    /// Queues a job, or refuses at once when full.
-    fn try_submit(&self, job: RunJob) -> Result<(), QueueFull>;
-    /// Stops taking jobs and waits until the queued and running ones are done.
-    fn drain(&self) -> BoxFuture<'static, ()>;
+/// Why a job was not queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the run queue is full")]
+    Full,
+    /// The queue's service could not be reached or refused the job.
+    #[error("the run queue is unavailable: {0}")]
+    Unavailable(String),
 }
 
+impl From<QueueFull> for SubmitError {
+    fn from(_: QueueFull) -> Self {
+        SubmitError::Full
+    }
+}
+
+/// Where jobs wait for a worker.
+pub trait RunQueue: Send + Sync {
+    /// Queues a job without waiting, or refuses at once when full. For events nobody waits on
+    /// (a timer tick, a broker message): a queue that persists jobs elsewhere may still be
+    /// sending it when this returns.
+    fn try_submit(&self, job: RunJob) -> Result<(), QueueFull>;
+    /// Queues a job and answers once the queue holds it (durably, for a queue that persists
+    /// jobs): what a press or a webhook request is acknowledged after.
+    fn submit(&self, job: RunJob) -> BoxFuture<'static, Result<(), SubmitError>> {
+        let queued = self.try_submit(job).map_err(SubmitError::from);
+        Box::pin(std::future::ready(queued))
+    }
+    /// Stops taking jobs and waits until the running ones are done (and, for the in-process
+    /// queue, the queued ones too; a shared queue leaves them to the other nodes).
+    fn drain(&self) -> BoxFuture<'static, ()>;
+    /// Whether other flowd nodes take jobs from this queue too.
+    fn is_shared(&self) -> bool {
+        false
+    }
+}
+
+/// Settles a job with its queue once its run has ended, before the run is accounted for:
+/// `true` when this delivery is the one that counts. A shared queue acknowledges the job here;
+/// when that fails, the job will be delivered again (to this node or another), so this run
+/// must not be counted.
+pub type Settle = Box<dyn FnOnce() -> BoxFuture<'static, bool> + Send>;
+
 /// What a worker does with a job.
-pub type JobHandler = Arc<dyn Fn(RunJob) -> BoxFuture<'static, ()> + Send + Sync>;
+pub type JobHandler = Arc<dyn Fn(RunJob, Option<Settle>) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// The in-process queue: two bounded channels (the main lane and the scheduled lane) and a
 /// dispatcher that runs up to `workers` jobs at once as tokio tasks, taking scheduled jobs first.
@@ -110,7 +149,8 @@ impl InProcessQueue {
                 };
                 let handler = handler.clone();
                 tokio::spawn(async move {
-                    handler(job).await;
+                    // Nothing to settle: a job in this process's memory is delivered once.
+                    handler(job, None).await;
                     drop(permit);
                 });
             }
@@ -177,6 +217,7 @@ mod tests {
             device_id: None,
             time_ms: 0,
             depth: 0,
+            idempotency_key: None,
         }
     }
 
@@ -185,7 +226,7 @@ mod tests {
         let ran = Arc::new(AtomicUsize::new(0));
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let (counter, blocker) = (ran.clone(), gate.clone());
-        let handler: JobHandler = Arc::new(move |_job| {
+        let handler: JobHandler = Arc::new(move |_job, _| {
             let (counter, blocker) = (counter.clone(), blocker.clone());
             Box::pin(async move {
                 let _ = blocker.acquire().await.map(|p| p.forget());
@@ -217,7 +258,7 @@ mod tests {
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let (seen, blocker) = (order.clone(), gate.clone());
-        let handler: JobHandler = Arc::new(move |job| {
+        let handler: JobHandler = Arc::new(move |job, _| {
             let (seen, blocker) = (seen.clone(), blocker.clone());
             Box::pin(async move {
                 let _ = blocker.acquire().await.map(|p| p.forget());

@@ -10,6 +10,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use flowd_engine::cluster::Change;
 use flowd_model::schema::SchemaName;
 use flowd_model::scope::Action;
 use serde_json::{json, Value};
@@ -63,7 +64,11 @@ async fn patch(
     if !state.store.update_application(&doc).await? {
         return Err(ApiError::not_found("Application"));
     }
-    state.engine.invalidate_application(&application_id);
+    state
+        .changed(Change::Application {
+            application_id: application_id.clone(),
+        })
+        .await;
     Ok(Json(present(doc, params.links())))
 }
 
@@ -84,13 +89,17 @@ async fn remove(
         return Err(ApiError::not_found("Application"));
     }
     // Its tokens went with it.
-    state.tokens.clear();
-    for flow in &flows {
-        if let Some(flow_id) = flow.get("id").and_then(Value::as_str) {
-            state.engine.flow_deleted(flow_id);
-        }
-    }
-    state.engine.integrations().remove_application(id);
-    state.engine.webhooks().remove_application(id);
+    state.changed(Change::Tokens).await;
+    let flow_ids = flows
+        .iter()
+        .filter_map(|flow| flow.get("id").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect();
+    state
+        .changed(Change::ApplicationDeleted {
+            application_id: id.to_owned(),
+            flow_ids,
+        })
+        .await;
     Ok(Json(success()))
 }

@@ -12,6 +12,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use flowd_engine::cluster::Change;
 use flowd_model::schema::SchemaName;
 use flowd_model::scope::Action;
 use flowd_store::TokenRecord;
@@ -70,7 +71,7 @@ async fn patch(
     if !state.store.update_token(&record).await? {
         return Err(ApiError::not_found("API token"));
     }
-    state.tokens.clear();
+    state.changed(Change::Tokens).await;
     Ok(Json(present(public(record.doc), params.links())))
 }
 
@@ -85,6 +86,6 @@ async fn remove(
         .store
         .delete_token(&application_id, &record.id)
         .await?;
-    state.tokens.clear();
+    state.changed(Change::Tokens).await;
     Ok(Json(success()))
 }

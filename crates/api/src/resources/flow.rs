@@ -18,6 +18,7 @@ use crate::workflow::prepare_graph;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use flowd_engine::cluster::Change;
 use flowd_engine::engine::{Press, PressError};
 use flowd_model::schema::SchemaName;
 use flowd_model::scope::Action;
@@ -121,7 +122,12 @@ async fn patch(
     if !state.store.update_flow(&doc).await? {
         return Err(ApiError::not_found("Flow"));
     }
-    state.engine.flow_changed(&application_id, &flow_id).await;
+    state
+        .changed(Change::Flow {
+            application_id: application_id.clone(),
+            flow_id: flow_id.clone(),
+        })
+        .await;
     Ok(Json(present(doc, params.links())))
 }
 
@@ -135,7 +141,11 @@ async fn remove(
     if !state.store.delete_flow(&application_id, &flow_id).await? {
         return Err(ApiError::not_found("Flow"));
     }
-    state.engine.flow_deleted(&flow_id);
+    state
+        .changed(Change::FlowDeleted {
+            flow_id: flow_id.clone(),
+        })
+        .await;
     Ok(Json(success()))
 }
 

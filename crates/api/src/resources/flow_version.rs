@@ -15,6 +15,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use flowd_engine::cluster::Change;
 use flowd_model::schema::SchemaName;
 use flowd_model::scope::Action;
 use serde_json::Value;
@@ -80,7 +81,12 @@ async fn patch(
     if !state.store.update_version(&doc).await? {
         return Err(ApiError::not_found("Flow version"));
     }
-    state.engine.flow_changed(&application_id, &flow_id).await;
+    state
+        .changed(Change::Flow {
+            application_id: application_id.clone(),
+            flow_id: flow_id.clone(),
+        })
+        .await;
     Ok(Json(present(doc, params.links())))
 }
 
@@ -98,7 +104,12 @@ async fn remove(
         ));
     }
     state.store.delete_version(&flow_id, id).await?;
-    state.engine.flow_changed(&application_id, &flow_id).await;
+    state
+        .changed(Change::Flow {
+            application_id: application_id.clone(),
+            flow_id: flow_id.clone(),
+        })
+        .await;
     Ok(Json(success()))
 }
 

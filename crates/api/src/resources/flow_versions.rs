@@ -19,6 +19,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use flowd_engine::cluster::Change;
 use flowd_model::schema::SchemaName;
 use flowd_model::scope::Action;
 use flowd_store::Column;
@@ -225,7 +226,12 @@ async fn create(
     }
     let doc = Value::Object(doc);
     state.store.insert_version(&doc, replace).await?;
-    state.engine.flow_changed(&application_id, &flow_id).await;
+    state
+        .changed(Change::Flow {
+            application_id: application_id.clone(),
+            flow_id: flow_id.clone(),
+        })
+        .await;
     Ok((StatusCode::CREATED, Json(present(doc, params.links()))))
 }
 
@@ -259,6 +265,11 @@ async fn delete_many(
             removed += 1;
         }
     }
-    state.engine.flow_changed(&application_id, &flow_id).await;
+    state
+        .changed(Change::Flow {
+            application_id: application_id.clone(),
+            flow_id: flow_id.clone(),
+        })
+        .await;
     Ok(Json(json!({ "removed": removed, "failed": failed })))
 }

@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use flowd_engine::cluster::Change;
 use flowd_model::schema::SchemaName;
 use flowd_model::scope::Action;
 use flowd_store::{Column, ListQuery};
@@ -124,7 +125,12 @@ async fn create(
     let doc = Value::Object(new_flow(fields, &application_id, &who, &state.engine)?);
     state.store.insert_flow(&doc).await?;
     let flow_id = crate::documents::text(&doc, "id");
-    state.engine.flow_changed(&application_id, &flow_id).await;
+    state
+        .changed(Change::Flow {
+            application_id: application_id.clone(),
+            flow_id: flow_id.clone(),
+        })
+        .await;
     Ok((StatusCode::CREATED, Json(present(doc, params.links()))))
 }
 
@@ -387,7 +393,12 @@ async fn import(
     // Imported flows start disabled; arming them anyway keeps one rule for every new flow.
     for flow in &flow_docs {
         let flow_id = crate::documents::text(flow, "id");
-        state.engine.flow_changed(&application_id, &flow_id).await;
+        state
+            .changed(Change::Flow {
+                application_id: application_id.clone(),
+                flow_id: flow_id.clone(),
+            })
+            .await;
     }
 
     let links = params.links();

@@ -7,6 +7,7 @@ use crate::app_resource::{collection_routes, Actions, AppResource};
 use crate::list::ListSpec;
 use crate::state::AppState;
 use axum::Router;
+use flowd_engine::cluster::Change;
 use flowd_engine::engine::Engine;
 use flowd_engine::integrations::Integrations;
 use flowd_model::schema::SchemaName;
@@ -56,12 +57,12 @@ impl AppResource for IntegrationResource {
         Integrations::check(doc)
     }
 
-    fn applied(engine: &Engine, doc: &Value) {
-        engine.integrations().apply(doc);
+    fn applied(doc: &Value) -> Change {
+        Change::Integration { doc: doc.clone() }
     }
 
-    fn removed(engine: &Engine, id: &str) {
-        engine.integrations().remove(id);
+    fn removed(id: &str) -> Change {
+        Change::IntegrationDeleted { id: id.to_owned() }
     }
 
     fn live_fields(engine: &Engine, doc: &mut Value) {

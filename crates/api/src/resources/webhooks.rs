@@ -13,7 +13,7 @@ use crate::app_resource::{collection_routes, Actions, AppResource};
 use crate::list::ListSpec;
 use crate::state::AppState;
 use axum::Router;
-use flowd_engine::engine::Engine;
+use flowd_engine::cluster::Change;
 use flowd_engine::triggers::webhook::{Webhooks, DEFAULT_RESPONSE_CODE};
 use flowd_model::schema::SchemaName;
 use flowd_model::scope::Action;
@@ -78,12 +78,12 @@ impl AppResource for WebhookResource {
         Webhooks::check(doc)
     }
 
-    fn applied(engine: &Engine, doc: &Value) {
-        engine.webhooks().apply(doc);
+    fn applied(doc: &Value) -> Change {
+        Change::Webhook { doc: doc.clone() }
     }
 
-    fn removed(engine: &Engine, id: &str) {
-        engine.webhooks().remove(id);
+    fn removed(id: &str) -> Change {
+        Change::WebhookDeleted { id: id.to_owned() }
     }
 }
 

@@ -84,6 +84,11 @@ pub struct Armed {
 pub struct TriggerHub {
     state: Arc<Mutex<State>>,
     submit: OnceLock<Submit>,
+    /// Set when several flowd nodes share the run queue: every node arms every timer, ticks
+    /// are computed the same way on all of them (interval timers from the Unix epoch, not from
+    /// when each node armed them) and each tick's job carries one idempotency key, so the
+    /// shared queue keeps one job per tick.
+    cluster_ticks: std::sync::atomic::AtomicBool,
     /// Serializes re-arming, so that two quick changes of a flow cannot be applied out of order.
     pub(crate) lifecycle: tokio::sync::Mutex<()>,
 }
@@ -97,9 +102,11 @@ impl TriggerHub {
         TriggerHub::default()
     }
 
-    /// Set once by the engine: where firings go.
-    pub(crate) fn connect(&self, submit: Submit) {
+    /// Set once by the engine: where firings go, and whether other nodes share that queue.
+    pub(crate) fn connect(&self, submit: Submit, shared_queue: bool) {
         let _ = self.submit.set(submit);
+        self.cluster_ticks
+            .store(shared_queue, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -123,6 +130,8 @@ impl TriggerHub {
                             schedule.clone(),
                             target.clone(),
                             submit.clone(),
+                            self.cluster_ticks
+                                .load(std::sync::atomic::Ordering::Relaxed),
                         ));
                         armed.timers.push(TaskGuard(task.abort_handle()));
                     }
@@ -260,13 +269,26 @@ fn fire_with(
     time_ms: i64,
     depth: u32,
 ) -> Result<String, QueueFull> {
-    let run_id = flowd_model::id::new_id();
+    let job = job_for(target, data, relay, time_ms, depth);
+    let run_id = job.run_id.clone();
+    submit(job)?;
+    Ok(run_id)
+}
+
+/// The job of one firing of `target`, under a new run id.
+pub fn job_for(
+    target: &Target,
+    data: Value,
+    relay: Option<(String, &str)>,
+    time_ms: i64,
+    depth: u32,
+) -> RunJob {
     let (relay_id, relay_type) = match relay {
         Some((id, kind)) => (Some(id), Some(kind.to_owned())),
         None => (None, None),
     };
-    submit(RunJob {
-        run_id: run_id.clone(),
+    RunJob {
+        run_id: flowd_model::id::new_id(),
         application_id: target.application_id.clone(),
         flow_id: target.flow_id.clone(),
         version: target.version.clone(),
@@ -279,23 +301,47 @@ fn fire_with(
         device_id: None,
         time_ms,
         depth,
-    })?;
-    Ok(run_id)
+        idempotency_key: None,
+    }
 }
 
-/// A timer's task: sleeps until each firing and queues a run, until aborted.
-async fn run_timer(schedule: timer::Schedule, target: Arc<Target>, submit: Submit) {
-    let armed_at = chrono::Utc::now();
-    let mut after = armed_at;
+/// A timer's task: sleeps until each firing and queues a run, until aborted. With
+/// `cluster_ticks`, interval ticks count from the Unix epoch and each job carries the tick's
+/// idempotency key (see [`TriggerHub`]).
+async fn run_timer(
+    schedule: timer::Schedule,
+    target: Arc<Target>,
+    submit: Submit,
+    cluster_ticks: bool,
+) {
+    let now = chrono::Utc::now();
+    let anchor = if cluster_ticks {
+        chrono::DateTime::UNIX_EPOCH
+    } else {
+        now
+    };
+    let mut after = now;
     loop {
-        let Some(next) = schedule.next_after(after, armed_at) else {
+        let Some(next) = schedule.next_after(after, anchor) else {
             return;
         };
         let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
         tokio::time::sleep(wait).await;
         let fire_ms = next.timestamp_millis();
         let relay = Some((target.trigger_key.clone(), "timer"));
-        if fire_with(&submit, &target, serde_json::json!({}), relay, fire_ms, 0).is_err() {
+        let mut job = job_for(&target, serde_json::json!({}), relay, fire_ms, 0);
+        if cluster_ticks {
+            job.idempotency_key = Some(format!(
+                "timer.{}.{}.{}.{fire_ms}",
+                target.flow_id,
+                match &target.version {
+                    VersionRef::Develop => "develop",
+                    VersionRef::Id(id) => id,
+                },
+                target.trigger_index
+            ));
+        }
+        if submit(job).is_err() {
             tracing::warn!(flow = %target.flow_id, "run queue full; a timer firing was dropped");
         }
         // The next tick after now: a stall longer than the interval skips ticks, never bursts.

@@ -1,0 +1,353 @@
+//! The shared run queue on JetStream.
+//!
+//! One work-queue stream per cluster, `FLOWD_<cluster>_RUNS`, with two subjects: the main lane
+//! (presses, webhooks, broker messages, Workflow Error runs) and the scheduled lane (timer
+//! ticks), each with one durable pull consumer that every node's workers share. A node serves
+//! the scheduled lane first, as the in-process queue does.
+//!
+//! * **Submitting**: [`RunQueue::submit`] publishes and waits for JetStream's acknowledgement
+//!   (what a press answers after); [`RunQueue::try_submit`] hands the job to an ordered outbox
+//!   task, for events nobody waits on. A full stream (`max_messages`, discard new) is
+//!   [`SubmitError::Full`] — a 429, as on one node. Each message carries a `Nats-Msg-Id`: the
+//!   job's idempotency key (one per timer tick) or its run id.
+//! * **Running**: a job is acknowledged (and its acknowledgement confirmed) when its run ends,
+//!   before the run is accounted for; while it runs, progress acks keep it from being delivered
+//!   again. A node killed mid-run never acknowledges: after the ack wait another node gets the
+//!   job. A run whose acknowledgement fails is not accounted for, because the job will run again.
+//!   Side effects of a run cut short (storage writes, HTTP calls) may therefore happen twice: the
+//!   queue is at-least-once, the accounting exactly-once.
+
+use crate::{NatsCluster, NatsError};
+use async_nats::jetstream::{self, consumer, stream};
+use flowd_engine::queue::{JobHandler, QueueFull, RunJob, RunQueue, Settle, SubmitError};
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+/// How the shared queue behaves on this node.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueSettings {
+    /// Jobs the stream holds at most (for the whole cluster); past it submissions are refused.
+    pub capacity: usize,
+    /// Runs this node executes at once.
+    pub workers: usize,
+    /// How long a job may go without an acknowledgement (or a progress ack) before it is
+    /// delivered again.
+    pub ack_wait: Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            capacity: 10_000,
+            workers: 256,
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Ticks a timer submits on every node collapse into one within this window.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// Deliveries of one job at most (a job that keeps killing nodes is dropped after these).
+const MAX_DELIVER: i64 = 10;
+/// Jobs fetched ahead per pull request (they wait for a worker on this node meanwhile).
+const PULL_BATCH: usize = 32;
+/// Jobs waiting in the outbox of [`RunQueue::try_submit`].
+const OUTBOX: usize = 4096;
+
+const MAIN: &str = "runs.main";
+const SCHEDULED: &str = "runs.scheduled";
+
+/// The stream and consumers of a cluster, ready for [`NatsQueue::start`].
+pub struct NatsQueueSetup {
+    cluster: NatsCluster,
+    jetstream: jetstream::Context,
+    settings: QueueSettings,
+    main: consumer::PullConsumer,
+    scheduled: consumer::PullConsumer,
+}
+
+impl NatsCluster {
+    /// Creates (or binds to) the cluster's run stream and its consumers.
+    pub async fn run_queue(&self, settings: QueueSettings) -> Result<NatsQueueSetup, NatsError> {
+        let fail = |reason: String| NatsError::JetStream {
+            cluster: self.cluster.clone(),
+            reason,
+        };
+        let jetstream = jetstream::new(self.client.clone());
+        let name = format!("FLOWD_{}_RUNS", self.cluster);
+        let config = stream::Config {
+            name: name.clone(),
+            subjects: vec![self.subject(MAIN), self.subject(SCHEDULED)],
+            retention: stream::RetentionPolicy::WorkQueue,
+            max_messages: settings.capacity as i64,
+            discard: stream::DiscardPolicy::New,
+            duplicate_window: DUPLICATE_WINDOW,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        };
+        // Created by the first node; later ones bind to it (and update a changed capacity).
+        if jetstream.get_stream(&name).await.is_ok() {
+            jetstream
+                .update_stream(config)
+                .await
+                .map_err(|e| fail(format!("updating stream {name}: {e}")))?;
+        } else {
+            jetstream
+                .create_stream(config)
+                .await
+                .map_err(|e| fail(format!("creating stream {name}: {e}")))?;
+        }
+        let stream = jetstream
+            .get_stream(&name)
+            .await
+            .map_err(|e| fail(format!("reading stream {name}: {e}")))?;
+        let consumer_for = |lane: &str| consumer::pull::Config {
+            durable_name: Some(format!("workers-{}", lane.replace('.', "-"))),
+            filter_subject: self.subject(lane),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: settings.ack_wait,
+            max_deliver: MAX_DELIVER,
+            max_ack_pending: (settings.capacity as i64).max(1024),
+            ..Default::default()
+        };
+        let mut consumers = Vec::new();
+        for lane in [MAIN, SCHEDULED] {
+            let config = consumer_for(lane);
+            let durable = config.durable_name.clone().unwrap_or_default();
+            let consumer = stream
+                .create_consumer(config)
+                .await
+                .map_err(|e| fail(format!("creating consumer {durable}: {e}")))?;
+            consumers.push(consumer);
+        }
+        let scheduled = consumers.pop().expect("two consumers");
+        let main = consumers.pop().expect("two consumers");
+        Ok(NatsQueueSetup {
+            cluster: self.clone(),
+            jetstream,
+            settings,
+            main,
+            scheduled,
+        })
+    }
+}
+
+/// The shared run queue of one node.
+pub struct NatsQueue {
+    cluster: NatsCluster,
+    jetstream: jetstream::Context,
+    outbox: mpsc::Sender<RunJob>,
+    stop: watch::Sender<bool>,
+    workers: Arc<Semaphore>,
+    worker_count: u32,
+}
+
+impl NatsQueueSetup {
+    /// Starts this node's workers on the queue; `handler` runs each job.
+    pub fn start(self, handler: JobHandler) -> NatsQueue {
+        let workers = Arc::new(Semaphore::new(self.settings.workers.max(1)));
+        let (stop, stopped) = watch::channel(false);
+        let heartbeat = self.settings.ack_wait / 3;
+        for consumer in [self.scheduled, self.main] {
+            tokio::spawn(consume(
+                consumer,
+                workers.clone(),
+                handler.clone(),
+                stopped.clone(),
+                heartbeat,
+            ));
+        }
+        let (outbox, queued) = mpsc::channel(OUTBOX);
+        tokio::spawn(send_outbox(
+            self.cluster.clone(),
+            self.jetstream.clone(),
+            queued,
+        ));
+        NatsQueue {
+            cluster: self.cluster,
+            jetstream: self.jetstream,
+            outbox,
+            stop,
+            workers,
+            worker_count: self.settings.workers.max(1) as u32,
+        }
+    }
+}
+
+/// Publishes a job and waits until the stream holds it.
+async fn publish(
+    cluster: &NatsCluster,
+    jetstream: &jetstream::Context,
+    job: &RunJob,
+) -> Result<(), SubmitError> {
+    let lane = if job.is_scheduled() { SCHEDULED } else { MAIN };
+    let payload = serde_json::to_vec(job)
+        .map_err(|e| SubmitError::Unavailable(format!("cannot encode the job: {e}")))?;
+    let id = job.idempotency_key.as_deref().unwrap_or(&job.run_id);
+    let publish = jetstream::context::Publish::build()
+        .payload(payload.into())
+        .message_id(id);
+    let unavailable = |e: &dyn std::fmt::Display| SubmitError::Unavailable(e.to_string());
+    let ack = jetstream
+        .send_publish(cluster.subject(lane), publish)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    match ack.await {
+        Ok(_) => Ok(()),
+        Err(e) if is_full(&e) => Err(SubmitError::Full),
+        Err(e) => Err(unavailable(&e)),
+    }
+}
+
+/// Whether a publish failed because the stream holds `max_messages` already.
+fn is_full(error: &jetstream::context::PublishError) -> bool {
+    use std::error::Error;
+    let text = error
+        .source()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| error.to_string());
+    text.contains("maximum messages") || text.contains("maximum bytes")
+}
+
+/// Sends what [`RunQueue::try_submit`] queued, in order.
+async fn send_outbox(
+    cluster: NatsCluster,
+    jetstream: jetstream::Context,
+    mut queued: mpsc::Receiver<RunJob>,
+) {
+    while let Some(job) = queued.recv().await {
+        if let Err(e) = publish(&cluster, &jetstream, &job).await {
+            tracing::warn!(flow = %job.flow_id, trigger = %job.trigger_type, error = %e, "a run could not be queued and was dropped");
+        }
+    }
+}
+
+/// One lane's worker loop: takes a job when a worker is free, runs it, acknowledges it.
+async fn consume(
+    consumer: consumer::PullConsumer,
+    workers: Arc<Semaphore>,
+    handler: JobHandler,
+    mut stopped: watch::Receiver<bool>,
+    heartbeat: Duration,
+) {
+    loop {
+        let mut messages = match consumer
+            .stream()
+            .max_messages_per_batch(PULL_BATCH)
+            .messages()
+            .await
+        {
+            Ok(messages) => messages,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot pull jobs from NATS; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = stopped.wait_for(|s| *s) => return,
+                }
+            }
+        };
+        loop {
+            let permit = tokio::select! {
+                permit = workers.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
+                _ = stopped.wait_for(|s| *s) => return,
+            };
+            let message = tokio::select! {
+                message = messages.next() => message,
+                _ = stopped.wait_for(|s| *s) => return,
+            };
+            let message = match message {
+                Some(Ok(message)) => Arc::new(message),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "pulling jobs from NATS failed; pulling again");
+                    break;
+                }
+                None => break,
+            };
+            let job: RunJob = match serde_json::from_slice(&message.payload) {
+                Ok(job) => job,
+                Err(e) => {
+                    tracing::error!(error = %e, "a queued job could not be read; it is dropped");
+                    let _ = message.ack_with(jetstream::AckKind::Term).await;
+                    continue;
+                }
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                // Progress acks while the run goes on, so a long run is not handed to another
+                // node; stopped when the run ends (the guard aborts it).
+                let beating = message.clone();
+                let beat = tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(heartbeat).await;
+                        let _ = beating.ack_with(jetstream::AckKind::Progress).await;
+                    }
+                });
+                let _beat = AbortOnDrop(beat.abort_handle());
+                let settle: Settle = Box::new(move || {
+                    Box::pin(async move {
+                        match message.double_ack().await {
+                            Ok(()) => true,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "a finished job's acknowledgement failed");
+                                false
+                            }
+                        }
+                    })
+                });
+                handler(job, Some(settle)).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl RunQueue for NatsQueue {
+    fn try_submit(&self, job: RunJob) -> Result<(), QueueFull> {
+        if *self.stop.borrow() {
+            return Err(QueueFull);
+        }
+        self.outbox.try_send(job).map_err(|_| QueueFull)
+    }
+
+    fn submit(&self, job: RunJob) -> BoxFuture<'static, Result<(), SubmitError>> {
+        let (cluster, jetstream) = (self.cluster.clone(), self.jetstream.clone());
+        let stopping = *self.stop.borrow();
+        Box::pin(async move {
+            if stopping {
+                return Err(SubmitError::Unavailable(
+                    "this node is shutting down".into(),
+                ));
+            }
+            publish(&cluster, &jetstream, &job).await
+        })
+    }
+
+    fn drain(&self) -> BoxFuture<'static, ()> {
+        let _ = self.stop.send(true);
+        let (workers, count) = (self.workers.clone(), self.worker_count);
+        Box::pin(async move {
+            // Queued jobs stay in the stream for the other nodes (or this one's next start);
+            // the runs going on here finish and are acknowledged.
+            let _all = workers.acquire_many(count).await;
+        })
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+}
