@@ -120,6 +120,7 @@ async fn history(store: &SqliteStore, args: &Args) -> Result<Value> {
     for (i, errors) in errors_of_run.into_iter().enumerate() {
         let failed = !errors.is_empty();
         batch.push(RunRecord {
+            once_id: None,
             application_id: application_id.clone(),
             flow_id: flow_id.clone(),
             version: RunVersion::Develop,

@@ -49,7 +49,13 @@ pub async fn ensure_owner_token(
         for token in &owners {
             store.delete_user_token(&token.id).await?;
         }
-        insert_user_token(store, &hash, owner_request()).await?;
+        match insert_user_token(store, &hash, owner_request()).await {
+            // Nodes of a cluster starting at once on one store: another one stored it first.
+            Err(StoreError::Conflict(_)) => {}
+            inserted => {
+                inserted?;
+            }
+        }
         return Ok(OwnerToken::Supplied);
     }
     if !owners.is_empty() {

@@ -40,6 +40,7 @@ pub use state::{AppState, Limits};
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .merge(catalog::router())
         .merge(openapi::router())
         .merge(webhook_requests::router())
@@ -66,4 +67,40 @@ pub fn app(state: AppState) -> Router {
 /// Liveness: the process is up and serving.
 async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// How long readiness waits for the store.
+const READY_STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Readiness: the store answers a read and the run queue can take jobs; a 503 naming what is
+/// down otherwise (a load balancer then sends requests to another node).
+async fn ready(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    // Any read will do; this one finds nothing.
+    let probe = state.store.get_application("000000000000000000000000");
+    let mut down = Vec::new();
+    match tokio::time::timeout(READY_STORE_WAIT, probe).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the store failed a read");
+            down.push("the store failed a read".to_owned());
+        }
+        Err(_) => down.push(format!(
+            "the store did not answer within {} s",
+            READY_STORE_WAIT.as_secs()
+        )),
+    }
+    if let Err(e) = state.engine.queue_ready() {
+        down.push(e);
+    }
+    if !down.is_empty() {
+        return Err(ApiError::Unavailable(format!(
+            "not ready: {}",
+            down.join("; ")
+        )));
+    }
+    Ok(Json(
+        json!({ "status": "ok", "queue": state.engine.queue_kind() }),
+    ))
 }

@@ -506,8 +506,8 @@ const READ: &[u16] = &[400, 401, 403, 404];
 const WRITE: &[u16] = &[400, 401, 403, 404, 413];
 const TOP_READ: &[u16] = &[400, 401, 403];
 const TOP_WRITE: &[u16] = &[400, 401, 403, 413];
-const PRESS: &[u16] = &[400, 401, 403, 404, 413, 429];
-const WEBHOOK_ERRORS: &[u16] = &[400, 401, 403, 404, 413, 429, 504];
+const PRESS: &[u16] = &[400, 401, 403, 404, 413, 429, 503];
+const WEBHOOK_ERRORS: &[u16] = &[400, 401, 403, 404, 413, 429, 503, 504];
 
 const APP: &str = "/applications/{applicationId}";
 const FLOW: &str = "/applications/{applicationId}/flows/{flowId}";
@@ -725,6 +725,9 @@ const LOSANT: &[Operation] = &[
         Token(Action::FlowDebug), [], Body::None, 200 Reply::EventStream, READ),
     op!(Get "/health", "health", "server", "Liveness: the process is up and serving",
         Access::Public, [], Body::None, 200 Reply::Own("health"), &[]),
+    op!(Get "/ready", "ready", "server",
+        "Readiness: the store answers a read and the run queue is connected",
+        Access::Public, [], Body::None, 200 Reply::Own("readiness"), &[503]),
     op!(Get "/nodes", "nodes", "server",
         "flowd's own: the node and trigger types flowd runs, with their config fields, and \
          the node types it keeps in saved flows but cannot run yet",
@@ -815,6 +818,12 @@ const ERRORS: &[(u16, &str, &str)] = &[
         429,
         "RateLimit",
         "The run queue is full, or over the trigger rate limit (`RateLimit`)",
+    ),
+    (
+        503,
+        "ServiceUnavailable",
+        "A service flowd depends on cannot be reached (`ServiceUnavailable`): the shared run \
+         queue for a press or a webhook request; the store or the queue for `/ready`",
     ),
     (
         504,
@@ -1243,7 +1252,7 @@ fn convert(schema: &mut Value, draft4: bool) {
 }
 
 /// flowd's own answers, which Losant has no schema for.
-fn own_schemas() -> [(&'static str, Value); 4] {
+fn own_schemas() -> [(&'static str, Value); 5] {
     let fields = json!({
         "type": "object",
         "required": ["type", "configFields"],
@@ -1260,6 +1269,18 @@ fn own_schemas() -> [(&'static str, Value); 4] {
                 "type": "object",
                 "required": ["status"],
                 "properties": {"status": {"const": "ok"}},
+                "additionalProperties": false
+            }),
+        ),
+        (
+            "readiness",
+            json!({
+                "type": "object",
+                "required": ["status", "queue"],
+                "properties": {
+                    "status": {"const": "ok"},
+                    "queue": {"enum": ["local", "nats"]}
+                },
                 "additionalProperties": false
             }),
         ),

@@ -1,6 +1,7 @@
 //! Settings of `flowd serve`, layered: flags, then `FLOWD_*` variables (both through clap), then
 //! the TOML file, then defaults.
 
+use crate::queue::QueueLocation;
 use crate::store::StoreLocation;
 use crate::ServeArgs;
 use flowd_api::Limits;
@@ -19,6 +20,8 @@ pub struct FileSettings {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub store: Option<String>,
+    pub queue: Option<String>,
+    pub queue_ack_wait_secs: Option<u64>,
     pub log_format: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub storage_max_keys: Option<u64>,
@@ -43,6 +46,9 @@ pub struct Settings {
     pub listen: String,
     pub data_dir: PathBuf,
     pub store: StoreLocation,
+    pub queue: QueueLocation,
+    /// How long a shared queue waits for a job's acknowledgement before another node gets it.
+    pub queue_ack_wait: std::time::Duration,
     pub log_format: String,
     pub limits: Limits,
     pub engine: flowd_engine::engine::EngineConfig,
@@ -91,6 +97,16 @@ impl Settings {
     pub fn resolve(args: ServeArgs) -> Result<Settings, ConfigError> {
         let file = read_file(args.config.as_ref())?;
         let store = StoreLocation::parse(args.store.or(file.store).as_deref())?;
+        let queue = QueueLocation::parse(args.queue.or(file.queue).as_deref(), &store)?;
+        let queue_ack_wait = match file.queue_ack_wait_secs {
+            Some(0) => {
+                return Err(ConfigError::Invalid(
+                    "queue-ack-wait-secs must be at least 1".into(),
+                ))
+            }
+            Some(secs) => std::time::Duration::from_secs(secs),
+            None => flowd_nats::queue::QueueSettings::default().ack_wait,
+        };
         let log_format = args
             .log_format
             .or(file.log_format)
@@ -192,6 +208,8 @@ impl Settings {
                 .or(file.data_dir)
                 .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             store,
+            queue,
+            queue_ack_wait,
             log_format,
             limits: Limits {
                 max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),

@@ -6,6 +6,7 @@
 //! file (`--config`), and built-in defaults (see `config.rs` and the README).
 
 mod config;
+mod queue;
 mod run;
 mod serve;
 mod store;
@@ -89,6 +90,11 @@ pub struct ServeArgs {
     /// (postgres://user@host:port/database; ?options=-c%20search_path%3DNAME picks a schema).
     #[arg(long, env = "FLOWD_STORE")]
     pub store: Option<String>,
+    /// The run queue: `local` (in this process; the default) or a NATS JetStream URL shared by
+    /// several nodes (nats://host:port, ?cluster=NAME to keep clusters apart; needs --store
+    /// postgres://…).
+    #[arg(long, env = "FLOWD_QUEUE")]
+    pub queue: Option<String>,
     /// A TOML file with settings (flags and environment variables override it).
     #[arg(long, env = "FLOWD_CONFIG")]
     pub config: Option<PathBuf>,

@@ -2,10 +2,13 @@
 //! token exists, serve until SIGINT/SIGTERM, let in-flight requests finish, then close the store.
 
 use crate::config::Settings;
+use crate::queue::QueueLocation;
 use flowd_api::bootstrap::{ensure_owner_token, OwnerToken};
 use flowd_api::AppState;
+use flowd_engine::engine::Engine;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 pub fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLOWD_LOG")
@@ -106,7 +109,25 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
     let address = listener.local_addr()?;
 
-    let engine = flowd_engine::engine::Engine::start(store.clone(), settings.engine);
+    let nats = match &settings.queue {
+        QueueLocation::Local => None,
+        QueueLocation::Nats(url) => Some(flowd_nats::NatsCluster::connect(url).await?),
+    };
+    let engine = match &nats {
+        None => Engine::start(store.clone(), settings.engine),
+        Some(nats) => {
+            let queue = nats
+                .run_queue(flowd_nats::queue::QueueSettings {
+                    capacity: settings.engine.queue_capacity,
+                    workers: settings.engine.workers,
+                    ack_wait: settings.queue_ack_wait,
+                })
+                .await?;
+            Engine::start_with_queue(store.clone(), settings.engine, Vec::new(), move |jobs| {
+                Box::new(queue.start(jobs))
+            })
+        }
+    };
     // Triggers first, so that integrations' first connect events find them.
     engine.arm_all().await?;
     engine.connect_integrations().await?;
@@ -118,10 +139,11 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         %address,
         data_dir = %settings.data_dir.display(),
         store = settings.store.kind(),
+        queue = settings.queue.kind(),
         "listening on {address}"
     );
     let (shutdown_sender, shutting_down) = tokio::sync::watch::channel(false);
-    let state = AppState {
+    let mut state = AppState {
         store: store.clone(),
         engine: engine.clone(),
         limits: settings.limits,
@@ -129,6 +151,17 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         changes: None,
         shutting_down,
     };
+    if let Some(nats) = &nats {
+        // Other nodes' changes are applied here; this node's are announced by `state.changed`.
+        let local = state.clone();
+        let feed = nats
+            .change_feed(Arc::new(move |change| {
+                let local = local.clone();
+                Box::pin(async move { local.apply_change(&change).await })
+            }))
+            .await?;
+        state.changes = Some(Arc::new(feed));
+    }
     let app = flowd_api::app(state).layer(tower_http::trace::TraceLayer::new_for_http());
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {

@@ -18,11 +18,16 @@ pub const DEFAULT_LOG_RING: usize = 1000;
 
 pub struct Accounting {
     store: Arc<dyn Store>,
-    buffer: Mutex<Vec<RunRecord>>,
+    buffer: Mutex<Buffer>,
+    /// How many runs have been committed to the store (of those counted in `Buffer::taken`).
+    committed: tokio::sync::watch::Sender<u64>,
     /// Serialises writers so a flush really waits for the batch before it.
     writing: tokio::sync::Mutex<()>,
     wake: Notify,
     log_ring: usize,
+    /// Set when runs come from a queue that may deliver a job twice: each record then carries
+    /// its run id, which the store counts once.
+    once_ids: std::sync::atomic::AtomicBool,
 }
 
 impl Accounting {
@@ -30,10 +35,12 @@ impl Accounting {
     pub fn start(store: Arc<dyn Store>, log_ring: usize) -> Arc<Accounting> {
         let accounting = Arc::new(Accounting {
             store,
-            buffer: Mutex::new(Vec::new()),
+            buffer: Mutex::new(Buffer::default()),
+            committed: tokio::sync::watch::channel(0).0,
             writing: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
             log_ring,
+            once_ids: std::sync::atomic::AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&accounting);
         tokio::spawn(async move {
@@ -54,23 +61,62 @@ impl Accounting {
         accounting
     }
 
+    /// Runs come from a queue that may deliver a job twice (see `RunRecord::once_id`).
+    pub fn count_run_ids_once(&self) {
+        self.once_ids
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buffer> {
+        self.buffer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Writes everything buffered so far.
     pub async fn flush(&self) -> Result<(), flowd_store::StoreError> {
         let _writer = self.writing.lock().await;
-        let batch = std::mem::take(&mut *self.buffer.lock().unwrap_or_else(|p| p.into_inner()));
+        let (batch, through) = {
+            let mut buffer = self.lock();
+            (std::mem::take(&mut buffer.runs), buffer.recorded)
+        };
         if batch.is_empty() {
             return Ok(());
         }
         if let Err(e) = self.store.record_runs(&batch, self.log_ring).await {
             // Put the runs back so the next attempt has them; accounting may lose at most what
             // a crash takes, never what a failed write did.
-            let mut buffer = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
-            let newer = std::mem::replace(&mut *buffer, batch);
-            buffer.extend(newer);
+            let mut buffer = self.lock();
+            let newer = std::mem::replace(&mut buffer.runs, batch);
+            buffer.runs.extend(newer);
             return Err(e);
         }
+        // Batches are written in order (one writer at a time), so every run recorded before
+        // this batch was taken is now in the store.
+        self.committed.send_replace(through);
         Ok(())
     }
+
+    /// Waits until every run finished so far is committed to the store, asking for a write
+    /// now rather than at the next interval (runs finishing meanwhile join that write).
+    pub async fn committed(&self) -> Result<(), flowd_store::StoreError> {
+        let target = self.lock().recorded;
+        let mut committed = self.committed.subscribe();
+        if *committed.borrow() >= target {
+            return Ok(());
+        }
+        self.wake.notify_one();
+        committed
+            .wait_for(|&through| through >= target)
+            .await
+            .map(|_| ())
+            .map_err(|_| flowd_store::StoreError::Backend("the accounting writer stopped".into()))
+    }
+}
+
+/// Runs waiting to be written, and how many were ever recorded.
+#[derive(Default)]
+struct Buffer {
+    runs: Vec<RunRecord>,
+    recorded: u64,
 }
 
 impl RunObserver for Accounting {
@@ -94,6 +140,10 @@ impl RunObserver for Accounting {
             })
             .collect();
         let record = RunRecord {
+            once_id: self
+                .once_ids
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .then(|| run.run_id.clone()),
             application_id: run.application_id.clone(),
             flow_id: run.flow_id.clone(),
             version,
@@ -104,9 +154,10 @@ impl RunObserver for Accounting {
             paths_failed: result.paths_failed,
             errors,
         };
-        let mut buffer = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
-        buffer.push(record);
-        if buffer.len() >= EARLY_FLUSH_RUNS {
+        let mut buffer = self.lock();
+        buffer.runs.push(record);
+        buffer.recorded += 1;
+        if buffer.runs.len() >= EARLY_FLUSH_RUNS {
             self.wake.notify_one();
         }
     }

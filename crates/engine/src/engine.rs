@@ -227,7 +227,11 @@ impl Engine {
                 }
             })
         });
-        let _ = inner.queue.set(make_queue(handler));
+        let queue = make_queue(handler);
+        if queue.is_shared() {
+            inner.accounting.count_run_ids_once();
+        }
+        let _ = inner.queue.set(queue);
         crate::arming::connect(&inner);
         let store = inner.store.clone();
         let retention = config.retention;
@@ -246,6 +250,19 @@ impl Engine {
             }
         });
         Engine { inner }
+    }
+
+    /// The run queue's kind (`local`, `nats`).
+    pub fn queue_kind(&self) -> &'static str {
+        self.inner.queue.get().map_or("local", |q| q.kind())
+    }
+
+    /// Whether the run queue can take jobs now; what is wrong when not.
+    pub fn queue_ready(&self) -> Result<(), String> {
+        match self.inner.queue.get() {
+            Some(queue) => queue.ready(),
+            None => Err("the run queue is not running".into()),
+        }
     }
 
     /// Webhook requests waiting for a reply.
@@ -630,14 +647,23 @@ impl Engine {
             time_ms: job.time_ms,
         };
         let failing_flow = compiled.clone();
-        let result = crate::run::execute_at_depth(
-            compiled,
-            start,
-            self.inner.services.clone(),
-            job.depth,
-            settle,
-        )
-        .await;
+        let result =
+            crate::run::execute_at_depth(compiled, start, self.inner.services.clone(), job.depth)
+                .await;
+        if let Some(settle) = settle {
+            // Acknowledged once the run's accounting is committed, not before: a node that
+            // dies in between leaves the job to be run again elsewhere (the store counts a run
+            // id once), rather than a run done but never counted. The worker is free meanwhile.
+            let accounting = self.inner.accounting.clone();
+            tokio::spawn(async move {
+                match accounting.committed().await {
+                    Ok(()) => settle().await,
+                    Err(e) => {
+                        tracing::error!(error = %e, "run accounting not written; the job is left to run again")
+                    }
+                }
+            });
+        }
         // Errors of a run a Workflow Error trigger started never fire another (no cascades).
         if let (Some(failure), false) = (&result.failure, job.trigger_type == "flowError") {
             self.flow_failed(&failing_flow, failure, job.depth);

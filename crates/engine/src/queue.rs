@@ -101,13 +101,20 @@ pub trait RunQueue: Send + Sync {
     fn is_shared(&self) -> bool {
         false
     }
+    /// What kind of queue this is, for readiness answers: `local` or the service's name.
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+    /// Whether the queue can take jobs now; what is wrong when not.
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
-/// Settles a job with its queue once its run has ended, before the run is accounted for:
-/// `true` when this delivery is the one that counts. A shared queue acknowledges the job here;
-/// when that fails, the job will be delivered again (to this node or another), so this run
-/// must not be counted.
-pub type Settle = Box<dyn FnOnce() -> BoxFuture<'static, bool> + Send>;
+/// Settles a job with its queue once its run has ended and the run's accounting is committed:
+/// a shared queue acknowledges the job here. Until then the job is the queue's to deliver
+/// again (to another node, when this one dies); dropped unsettled, it will be.
+pub type Settle = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
 
 /// What a worker does with a job.
 pub type JobHandler = Arc<dyn Fn(RunJob, Option<Settle>) -> BoxFuture<'static, ()> + Send + Sync>;

@@ -129,18 +129,15 @@ pub async fn execute(
     start: RunStart,
     services: Arc<Services>,
 ) -> RunResult {
-    execute_at_depth(flow, start, services, 0, None).await
+    execute_at_depth(flow, start, services, 0).await
 }
 
-/// [`execute`] for a run started by a Workflow Trigger node chain `depth` long, settling its
-/// job with the queue (`settle`) before the observers hear of its end: a run whose job turns
-/// out to be delivered again is not accounted for here, so no run is counted twice.
+/// [`execute`] for a run started by a Workflow Trigger node chain `depth` long.
 pub async fn execute_at_depth(
     flow: Arc<CompiledFlow>,
     start: RunStart,
     services: Arc<Services>,
     depth: u32,
-    settle: Option<crate::queue::Settle>,
 ) -> RunResult {
     let began = Instant::now();
     let run = RunInfo {
@@ -182,12 +179,6 @@ pub async fn execute_at_depth(
         paths_failed: failed,
         failure,
     };
-    if let Some(settle) = settle {
-        if !settle().await {
-            tracing::warn!(run = %run.run_id, flow = %run.flow_id, "the run's job could not be acknowledged; it will run again, so this run is not accounted for");
-            return result;
-        }
-    }
     for observer in &services.observers {
         observer.run_finished(&run, &result);
     }

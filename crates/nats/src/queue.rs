@@ -288,16 +288,15 @@ async fn consume(
                         let _ = beating.ack_with(jetstream::AckKind::Progress).await;
                     }
                 });
-                let _beat = AbortOnDrop(beat.abort_handle());
+                // The beat goes on until the job is settled (after the run's accounting is
+                // committed), or stops when the settle is dropped unsettled.
+                let beat = AbortOnDrop(beat.abort_handle());
                 let settle: Settle = Box::new(move || {
                     Box::pin(async move {
-                        match message.double_ack().await {
-                            Ok(()) => true,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "a finished job's acknowledgement failed");
-                                false
-                            }
+                        if let Err(e) = message.double_ack().await {
+                            tracing::warn!(error = %e, "a finished job's acknowledgement failed; it will run again");
                         }
+                        drop(beat);
                     })
                 });
                 handler(job, Some(settle)).await;
@@ -349,5 +348,20 @@ impl RunQueue for NatsQueue {
 
     fn is_shared(&self) -> bool {
         true
+    }
+
+    fn kind(&self) -> &'static str {
+        "nats"
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        if *self.stop.borrow() {
+            return Err("this node is shutting down".into());
+        }
+        if self.cluster.is_connected() {
+            Ok(())
+        } else {
+            Err("the run queue is not connected to NATS".into())
+        }
     }
 }

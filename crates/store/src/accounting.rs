@@ -40,7 +40,16 @@ pub struct RunRecord {
     pub paths_completed: u64,
     pub paths_failed: u64,
     pub errors: Vec<RunError>,
+    /// The run's id when the run may be reported twice — a job a shared queue can deliver
+    /// again, after a node died between committing the run's accounting and acknowledging the
+    /// job. The store counts such an id once (within [`ONCE_WINDOW_MS`]); `None` counts always.
+    pub once_id: Option<String>,
 }
+
+/// How long the store remembers the ids of [`RunRecord::once_id`] runs: far longer than a job
+/// can wait to be delivered again (the ack wait times the deliveries), far shorter than the
+/// history, so the table stays small.
+pub const ONCE_WINDOW_MS: i64 = 3_600_000;
 
 /// Which runs a query covers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1714,6 +1714,7 @@ fn named(v: &Value) -> RunVersion {
 /// A run with one completed path, no errors and no device.
 fn run(flow: &Value, version: RunVersion, started_ms: i64, wall_time_ms: u64) -> RunRecord {
     RunRecord {
+        once_id: None,
         application_id: flow["applicationId"].as_str().unwrap().to_owned(),
         flow_id: id(flow).to_owned(),
         version,
@@ -2393,6 +2394,48 @@ async fn accounting_logs(store: &dyn Store) {
     );
 }
 
+/// A run a shared queue delivered twice is counted once: its id is remembered across batches
+/// and within one, while runs without an id always count.
+async fn accounting_counts_a_run_id_once(store: &dyn Store) {
+    let (_, f) = app_with_flow(store).await;
+    let flow_id = id(&f);
+    let once = |run_id: &str| {
+        let mut record = with_errors(
+            run(&f, RunVersion::Develop, T0, 5),
+            vec![run_error(T0, None, "ThrowError", "again")],
+        );
+        record.once_id = Some(run_id.to_owned());
+        record
+    };
+    let plain = run(&f, RunVersion::Develop, T0, 5);
+    store
+        .record_runs(&[once("r1"), once("r2"), once("r1"), plain.clone()], RING)
+        .await
+        .unwrap();
+    // A later batch reporting r2 again (a node died before acknowledging its job), with a new
+    // run r3 and a run without an id.
+    store
+        .record_runs(&[once("r2"), once("r3"), plain], RING)
+        .await
+        .unwrap();
+    let buckets = store
+        .stats(flow_id, &any_run(), T0, T0 + MINUTE - 1, MINUTE)
+        .await
+        .unwrap();
+    let runs: u64 = buckets.iter().map(|b| b.run_count).sum();
+    assert_eq!(
+        runs, 5,
+        "r1, r2, r3 once each, and both plain runs: {buckets:?}"
+    );
+    let errors = store
+        .errors(flow_id, &any_run(), T0 - MINUTE, T0 + MINUTE, 100, true)
+        .await
+        .unwrap();
+    assert_eq!(errors.len(), 3, "one error per counted run: {errors:?}");
+    let logs = store.logs(flow_id, None, None, 100).await.unwrap();
+    assert_eq!(logs.len(), 5, "{logs:?}");
+}
+
 async fn accounting_run_summary(store: &dyn Store) {
     let (_, f) = app_with_flow(store).await;
     let v1 = version(&f, "v1");
@@ -3036,6 +3079,7 @@ macro_rules! on_fresh_store {
             accounting_errors,
             accounting_logs,
             accounting_run_summary,
+        accounting_counts_a_run_id_once,
             accounting_retention,
             accounting_skips_deleted_flows,
             accounting_cascades,

@@ -6,15 +6,55 @@
 use super::docs::{execute, select, Postgres};
 use super::{existing_flows, PostgresStore};
 use crate::shared::accounting::{
-    errors_query, flow_ids, log_entry, logs_query, name_count, retention_deletes, run_summary,
-    stored_error, summary_queries, BatchRows, BucketSums, StatsWindow,
+    errors_query, flow_ids, log_entry, logs_query, name_count, now_ms, retention_deletes,
+    run_summary, stored_error, summary_queries, BatchRows, BucketSums, StatsWindow,
 };
 use crate::{
     AccountingStore, RunFilter, RunLogEntry, RunRecord, RunSummary, RunVersion, StatsBucket,
-    StoreResult, StoredRunError,
+    StoreResult, StoredRunError, ONCE_WINDOW_MS,
 };
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+/// The runs of a batch not accounted for before: every run without a `once_id`, and those
+/// whose id this call is the first to record (one statement). Forgets ids older than the
+/// window.
+async fn first_reports<'a>(
+    tx: &impl GenericClient,
+    runs: &'a [RunRecord],
+) -> StoreResult<Cow<'a, [RunRecord]>> {
+    let ids: Vec<&str> = runs.iter().filter_map(|r| r.once_id.as_deref()).collect();
+    if ids.is_empty() {
+        return Ok(Cow::Borrowed(runs));
+    }
+    let now = now_ms();
+    let forget = tx
+        .prepare_cached("DELETE FROM accounted_runs WHERE recorded_ms < $1")
+        .await?;
+    tx.execute(&forget, &[&(now - ONCE_WINDOW_MS)]).await?;
+    let remember = tx
+        .prepare_cached(
+            "INSERT INTO accounted_runs (run_id, recorded_ms) \
+             SELECT id, $2 FROM unnest($1::text[]) AS id \
+             ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
+        )
+        .await?;
+    let mut new: HashSet<String> = tx
+        .query(&remember, &[&ids, &now])
+        .await?
+        .iter()
+        .map(|row| row.get::<_, String>(0))
+        .collect();
+    // Taking an id out of `new` keeps only its first report when a batch holds it twice.
+    Ok(Cow::Owned(
+        runs.iter()
+            .filter(|r| r.once_id.as_ref().is_none_or(|id| new.remove(id)))
+            .cloned()
+            .collect(),
+    ))
+}
 
 /// Adds the batch's counters to the stats rows (one row per key in a batch, so no row is hit
 /// twice by the one statement).
@@ -163,6 +203,10 @@ impl AccountingStore for PostgresStore {
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        let runs = &*first_reports(&tx, runs).await?;
+        if runs.is_empty() {
+            return Ok(());
+        }
         let live = existing_flows(&tx, &flow_ids(runs)).await?;
         let rows = BatchRows::new(runs, |flow_id| live.contains(flow_id), log_ring);
         upsert_stats(&tx, &rows).await?;

@@ -158,6 +158,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX webhooks_application ON webhooks (application_id, name);
     "#,
+    // 2: the ids of runs already accounted for that a shared queue may deliver again
+    // (`RunRecord::once_id`), kept for an hour.
+    r#"
+    CREATE TABLE accounted_runs (
+        run_id TEXT COLLATE "C" PRIMARY KEY,
+        recorded_ms BIGINT NOT NULL
+    );
+    CREATE INDEX accounted_runs_recorded ON accounted_runs (recorded_ms);
+    "#,
 ];
 
 /// Creates `schema` if it is given and missing, then applies the migrations the database has

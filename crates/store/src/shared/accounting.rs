@@ -539,3 +539,10 @@ pub(crate) fn retention_deletes<D: SqlDialect>(before_ms: i64) -> [SqlQuery; 3] 
         delete("run_logs", "started_ms", before_ms),
     ]
 }
+
+/// Now, in ms since the epoch (when the store remembers a run id).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -5,18 +5,46 @@
 use super::docs::{execute, select, Sqlite};
 use super::SqliteStore;
 use crate::shared::accounting::{
-    errors_query, flow_ids, log_entry, logs_query, name_count, retention_deletes, run_summary,
-    stored_error, summary_queries, BatchRows, BucketSums, StatsWindow,
+    errors_query, flow_ids, log_entry, logs_query, name_count, now_ms, retention_deletes,
+    run_summary, stored_error, summary_queries, BatchRows, BucketSums, StatsWindow,
 };
 use crate::{
     AccountingStore, RunFilter, RunLogEntry, RunRecord, RunSummary, RunVersion, StatsBucket,
-    StoreResult, StoredRunError,
+    StoreResult, StoredRunError, ONCE_WINDOW_MS,
 };
 use async_trait::async_trait;
 use rusqlite::{params, Connection};
+use std::borrow::Cow;
 use std::collections::HashSet;
 
+/// The runs of a batch not accounted for before: every run without a `once_id`, and those
+/// whose id this call is the first to record. Forgets ids older than the window.
+fn first_reports<'a>(tx: &Connection, runs: &'a [RunRecord]) -> StoreResult<Cow<'a, [RunRecord]>> {
+    if runs.iter().all(|r| r.once_id.is_none()) {
+        return Ok(Cow::Borrowed(runs));
+    }
+    let now = now_ms();
+    tx.prepare_cached("DELETE FROM accounted_runs WHERE recorded_ms < ?1")?
+        .execute([now - ONCE_WINDOW_MS])?;
+    let mut remember = tx.prepare_cached(
+        "INSERT INTO accounted_runs (run_id, recorded_ms) VALUES (?1, ?2) \
+         ON CONFLICT (run_id) DO NOTHING",
+    )?;
+    let mut first = Vec::with_capacity(runs.len());
+    for run in runs {
+        let new = match &run.once_id {
+            Some(id) => remember.execute(params![id, now])? == 1,
+            None => true,
+        };
+        if new {
+            first.push(run.clone());
+        }
+    }
+    Ok(Cow::Owned(first))
+}
+
 fn record_batch(tx: &Connection, runs: &[RunRecord], log_ring: usize) -> StoreResult<()> {
+    let runs = &*first_reports(tx, runs)?;
     let mut exists = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM flows WHERE id = ?1)")?;
     let mut live: HashSet<&str> = HashSet::new();
     for flow_id in flow_ids(runs) {
@@ -202,6 +230,7 @@ mod tests {
         let store = SqliteStore::open(dir.path()).await.unwrap();
         assert!(store.get_flow("a", flow_id).await.unwrap().is_some());
         let run = RunRecord {
+            once_id: None,
             application_id: "a".into(),
             flow_id: flow_id.into(),
             version: RunVersion::Develop,
@@ -259,6 +288,7 @@ mod tests {
         // 20,000 failed runs over 20,000 minutes, each error ~1 KB.
         let runs: Vec<RunRecord> = (0..20_000i64)
             .map(|minute| RunRecord {
+                once_id: None,
                 application_id: "a".into(),
                 flow_id: flow_id.into(),
                 version: RunVersion::Develop,

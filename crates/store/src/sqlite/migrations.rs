@@ -146,4 +146,13 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX flows_application_id ON flows(application_id, id);
     "#,
+    // 7: the ids of runs already accounted for that a shared queue may deliver again
+    // (`RunRecord::once_id`), kept for an hour.
+    r#"
+    CREATE TABLE accounted_runs (
+        run_id TEXT PRIMARY KEY,
+        recorded_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX accounted_runs_recorded ON accounted_runs(recorded_ms);
+    "#,
 ];
