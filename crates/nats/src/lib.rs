@@ -124,6 +124,19 @@ impl NatsCluster {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
+    /// Deletes the cluster's run stream with every job still queued in it (for tests, and for
+    /// retiring a cluster); the next node to start makes it afresh.
+    pub async fn delete_run_queue(&self) -> Result<(), NatsError> {
+        async_nats::jetstream::new(self.client.clone())
+            .delete_stream(queue::stream_name(&self.cluster))
+            .await
+            .map(|_| ())
+            .map_err(|e| NatsError::JetStream {
+                cluster: self.cluster.clone(),
+                reason: format!("deleting the run stream: {e}"),
+            })
+    }
+
     /// A subject of this cluster: `flowd.<cluster>.<rest>`.
     fn subject(&self, rest: &str) -> String {
         format!("flowd.{}.{rest}", self.cluster)

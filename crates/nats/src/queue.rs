@@ -60,6 +60,11 @@ const OUTBOX: usize = 4096;
 const MAIN: &str = "runs.main";
 const SCHEDULED: &str = "runs.scheduled";
 
+/// The name of a cluster's run stream.
+pub(crate) fn stream_name(cluster: &str) -> String {
+    format!("FLOWD_{cluster}_RUNS")
+}
+
 /// The stream and consumers of a cluster, ready for [`NatsQueue::start`].
 pub struct NatsQueueSetup {
     cluster: NatsCluster,
@@ -77,7 +82,7 @@ impl NatsCluster {
             reason,
         };
         let jetstream = jetstream::new(self.client.clone());
-        let name = format!("FLOWD_{}_RUNS", self.cluster);
+        let name = stream_name(&self.cluster);
         let config = stream::Config {
             name: name.clone(),
             subjects: vec![self.subject(MAIN), self.subject(SCHEDULED)],
@@ -183,6 +188,14 @@ async fn publish(
     jetstream: &jetstream::Context,
     job: &RunJob,
 ) -> Result<(), SubmitError> {
+    // While disconnected the client would hold the message and send it on reconnecting,
+    // after this press had been refused: refuse it before it is sent instead. (A press whose
+    // acknowledgement times out is ambiguous — it may still run — as with any remote queue.)
+    if !cluster.is_connected() {
+        return Err(SubmitError::Unavailable(
+            "the run queue is not connected to NATS".into(),
+        ));
+    }
     let lane = if job.is_scheduled() { SCHEDULED } else { MAIN };
     let payload = serde_json::to_vec(job)
         .map_err(|e| SubmitError::Unavailable(format!("cannot encode the job: {e}")))?;

@@ -133,11 +133,10 @@ impl Cluster {
         for node in &self.nodes {
             node.engine.shutdown().await;
         }
-        let client = async_nats::connect(nats_url()).await.unwrap();
-        let jetstream = async_nats::jetstream::new(client);
-        let _ = jetstream
-            .delete_stream(format!("FLOWD_{}_RUNS", self.name))
-            .await;
+        let nats = NatsCluster::connect(&format!("{}?cluster={}", nats_url(), self.name))
+            .await
+            .unwrap();
+        nats.delete_run_queue().await.unwrap();
     }
 }
 
