@@ -161,6 +161,13 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
             }))
             .await?;
         state.changes = Some(Arc::new(feed));
+        let local = engine.clone();
+        let relay = nats
+            .reply_relay(Arc::new(move |application_id, reply_id, reply| {
+                local.replies().deliver(application_id, reply_id, reply);
+            }))
+            .await?;
+        engine.replies().set_relay(Arc::new(relay));
     }
     let app = flowd_api::app(state).layer(tower_http::trace::TraceLayer::new_for_http());
     axum::serve(listener, app)

@@ -148,7 +148,7 @@ fn wired(trigger: Value) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_run_every_press_once_fire_timers_once_and_share_changes() {
+async fn three_nodes_run_every_press_once_reply_across_nodes_fire_timers_once_and_share_changes() {
     let cluster = Cluster::start(3, "").await;
     let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
 
@@ -195,6 +195,54 @@ async fn three_nodes_run_every_press_once_fire_timers_once_and_share_changes() {
         }
         let (status, body) = node.press(&flow_path, json!({"key": "go"})).await;
         assert_eq!(status, 400, "the old button is gone everywhere: {body}");
+    }
+
+    // A webhook request waiting for its reply on one node is answered by a run on any node.
+    let hook = a
+        .ok(
+            Method::POST,
+            &format!("/applications/{app}/webhooks"),
+            Some(&json!({"name": "ask", "waitForReply": true})),
+            201,
+            SchemaName::Webhook,
+        )
+        .await;
+    let replier = json!({
+        "name": "replier",
+        "triggers": [{"type": "webhook", "key": hook["id"], "config": {}, "outputIds": [["reply"]]}],
+        "nodes": [{"id": "reply", "type": "WebhookReplyNode",
+                   "config": {"replyIdPath": "data.replyId", "responseCodeTemplate": "201",
+                              "bodyTemplate": "answer {{data.body.n}}"},
+                   "outputIds": [[]]}]
+    });
+    a.create_flow(&app, &replier).await;
+    let token = hook["token"].as_str().unwrap();
+    let requests = (0..30).map(|n| {
+        let node = [b, c][n % 2];
+        let url = format!("{}/webhooks/{token}", node.base);
+        async move {
+            // The webhook and the flow are new to b and c: until the changes reach them the
+            // webhook is unknown (404) or nothing listens to it (an immediate 504).
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let answer = node
+                    .client
+                    .post(&url)
+                    .json(&json!({"n": n}))
+                    .send()
+                    .await
+                    .unwrap();
+                let (status, body) = (answer.status().as_u16(), answer.text().await.unwrap());
+                let not_yet = status == 404 || body.contains("No workflow is listening");
+                if !not_yet || Instant::now() > deadline {
+                    return (n, status, body);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    for (n, status, body) in futures::future::join_all(requests).await {
+        assert_eq!((status, body), (201, format!("answer {n}")));
     }
 
     // A one-second timer armed on every node fires once a second in all.

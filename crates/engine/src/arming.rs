@@ -342,7 +342,7 @@ impl Engine {
             .as_ref()
             .and_then(|p| p.pointer("/data/replyId"))
             .and_then(Value::as_str)
-            .filter(|id| self.inner.services.replies.is_pending(id));
+            .filter(|id| self.inner.services.replies.may_be_pending(id));
         if let Some(reply_id) = reply_id {
             data["replyId"] = json!(reply_id);
         }

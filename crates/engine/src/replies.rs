@@ -2,9 +2,13 @@
 //! reply id (`<webhookId>.<requestId>`, the run's `data.replyId`) until a Webhook Reply node
 //! answers it, the wait times out, or the request goes away. The first reply wins; later ones
 //! find nothing to answer.
+//!
+//! In a cluster the run may go to another node than the one holding the request: a reply with
+//! no request waiting here is handed to the [`ReplyRelay`], which carries it to the other nodes
+//! ([`Replies::deliver`] on each).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::oneshot;
 
 /// Largest reply body (Losant's limit).
@@ -23,9 +27,17 @@ struct Pending {
     answer: oneshot::Sender<WebhookReply>,
 }
 
+/// Carries replies to the other nodes of a cluster.
+pub trait ReplyRelay: Send + Sync {
+    /// Sends a reply whose request does not wait on this node; the node where it waits
+    /// delivers it, the others drop it.
+    fn forward(&self, application_id: &str, reply_id: &str, reply: WebhookReply);
+}
+
 #[derive(Default)]
 pub struct Replies {
     pending: Mutex<HashMap<String, Pending>>,
+    relay: OnceLock<Arc<dyn ReplyRelay>>,
 }
 
 /// Removes a pending reply when the waiting request ends, however it ends.
@@ -73,9 +85,29 @@ impl Replies {
         )
     }
 
-    /// Answers a pending request of `application_id`; false when there is none (already
-    /// answered, timed out, another application's, or never waiting).
+    /// Set once when other nodes share the run queue.
+    pub fn set_relay(&self, relay: Arc<dyn ReplyRelay>) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// Answers a pending request of `application_id`: here when it waits here, else through
+    /// the relay (true then means "sent on", not "answered").
     pub fn send(&self, application_id: &str, reply_id: &str, reply: WebhookReply) -> bool {
+        if self.is_pending(reply_id) {
+            return self.deliver(application_id, reply_id, reply);
+        }
+        match self.relay.get() {
+            Some(relay) => {
+                relay.forward(application_id, reply_id, reply);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Answers a request waiting on this node; false when there is none (already answered,
+    /// timed out, another application's, or never waiting here).
+    pub fn deliver(&self, application_id: &str, reply_id: &str, reply: WebhookReply) -> bool {
         let mut pending = self.lock();
         match pending.get(reply_id) {
             Some(p) if p.application_id == application_id => {}
@@ -87,9 +119,15 @@ impl Replies {
         }
     }
 
-    /// Whether a request still waits under `reply_id`.
+    /// Whether a request still waits under `reply_id` on this node.
     pub fn is_pending(&self, reply_id: &str) -> bool {
         self.lock().contains_key(reply_id)
+    }
+
+    /// Whether a request may still wait under `reply_id`: here, or — in a cluster — on a node
+    /// this one cannot see.
+    pub fn may_be_pending(&self, reply_id: &str) -> bool {
+        self.relay.get().is_some() || self.is_pending(reply_id)
     }
 
     /// How many requests wait (for tests and leak checks).
@@ -121,6 +159,35 @@ mod tests {
         assert_eq!(receiver.await.unwrap().status, 201);
         drop(guard);
         assert_eq!(replies.waiting(), 0);
+    }
+
+    #[test]
+    fn replies_for_requests_waiting_elsewhere_go_to_the_relay() {
+        #[derive(Default)]
+        struct Carried(Mutex<Vec<(String, String, u16)>>);
+        impl ReplyRelay for Carried {
+            fn forward(&self, application_id: &str, reply_id: &str, reply: WebhookReply) {
+                self.0.lock().unwrap().push((
+                    application_id.to_owned(),
+                    reply_id.to_owned(),
+                    reply.status,
+                ));
+            }
+        }
+        let replies = Replies::new();
+        assert!(!replies.may_be_pending("hook.3"));
+        let carried = Arc::new(Carried::default());
+        replies.set_relay(carried.clone());
+        let (_receiver, _guard) = replies.open("app", "hook.here");
+        assert!(replies.send("app", "hook.here", reply(200)));
+        assert!(replies.send("app", "hook.elsewhere", reply(201)));
+        assert!(replies.may_be_pending("hook.elsewhere"));
+        assert_eq!(
+            *carried.0.lock().unwrap(),
+            vec![("app".to_owned(), "hook.elsewhere".to_owned(), 201)]
+        );
+        // Delivered from another node: only a request waiting here is answered.
+        assert!(!replies.deliver("app", "hook.elsewhere", reply(202)));
     }
 
     #[test]

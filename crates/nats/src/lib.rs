@@ -10,12 +10,14 @@
 //!   JetStream's duplicate window turns into one job per tick, however many nodes submit it.
 //! * [`changes`] — the change feed: a core NATS subject on which each node announces what it
 //!   changed, so the others refresh what they keep in memory.
+//! * [`replies`] — webhook replies produced on another node than the one holding the request.
 //!
 //! Everything of one cluster lives under a name (`?cluster=NAME` in the URL, `flowd` by
 //! default), so that several clusters — or tests — share one NATS server apart.
 
 pub mod changes;
 pub mod queue;
+pub mod replies;
 
 use std::time::Duration;
 
