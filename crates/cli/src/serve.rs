@@ -128,6 +128,11 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
             })
         }
     };
+    if let Some(nats) = &nats {
+        engine
+            .integrations()
+            .join_cluster(nats.name(), nats.node_id());
+    }
     // Triggers first, so that integrations' first connect events find them.
     engine.arm_all().await?;
     engine.connect_integrations().await?;

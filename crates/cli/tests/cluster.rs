@@ -148,7 +148,8 @@ fn wired(trigger: Value) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_run_every_press_once_reply_across_nodes_fire_timers_once_and_share_changes() {
+async fn three_nodes_run_every_press_and_broker_message_once_reply_across_nodes_and_share_changes()
+{
     let cluster = Cluster::start(3, "").await;
     let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
 
@@ -243,6 +244,67 @@ async fn three_nodes_run_every_press_once_reply_across_nodes_fire_timers_once_an
     });
     for (n, status, body) in futures::future::join_all(requests).await {
         assert_eq!((status, body), (201, format!("answer {n}")));
+    }
+
+    // An MQTT integration connects from every node, yet each broker message starts one run:
+    // the nodes subscribe in one shared group.
+    let prefix = format!("flowd-test/{}", flowd_model::id::new_id());
+    let integration = a
+        .ok(
+            Method::POST,
+            &format!("/applications/{app}/integrations"),
+            Some(&json!({"name": "broker", "integrationType": "mqtt", "topics": [format!("{prefix}/#")],
+                         "mqttConfig": {"host": "127.0.0.1", "port": 1883, "protocol": "mqtt"}})),
+            201,
+            SchemaName::Integration,
+        )
+        .await;
+    let listener = wired(json!({"type": "integration", "key": integration["id"],
+        "config": {"message": true, "connect": false, "disconnect": false, "failure": false}}));
+    let listening = a
+        .create_flow(&app, &debug_flow("mqtt", json!([listener])))
+        .await;
+    let listening_path = format!(
+        "/applications/{app}/flows/{}",
+        listening["id"].as_str().unwrap()
+    );
+    // Every node has connected and subscribed once a message published now reaches a run;
+    // the one-message probe is then counted with the rest.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for n in 0..20 {
+        let status = std::process::Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                "1883",
+                "-t",
+                &format!("{prefix}/m{n}"),
+            ])
+            .args(["-m", &n.to_string()])
+            .status()
+            .expect("mosquitto_pub runs");
+        assert!(status.success());
+    }
+    assert_runs_settle_at(a, &listening_path, 20, Duration::from_secs(15)).await;
+    // Each node kept its own connection: none was pushed off by another under the same
+    // client id.
+    let integration_path = format!(
+        "/applications/{app}/integrations/{}",
+        integration["id"].as_str().unwrap()
+    );
+    for node in [a, b, c] {
+        let doc = node
+            .ok(
+                Method::GET,
+                &integration_path,
+                None,
+                200,
+                SchemaName::Integration,
+            )
+            .await;
+        assert!(doc["status"]["connectInfo"]["ts"].is_number(), "{doc}");
+        assert!(doc["status"]["disconnectInfo"]["ts"].is_null(), "{doc}");
     }
 
     // A one-second timer armed on every node fires once a second in all.

@@ -121,6 +121,11 @@ impl NatsCluster {
         &self.cluster
     }
 
+    /// This node's id in the cluster (random, new at every start).
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
     /// Whether the connection to NATS is up now (for readiness checks).
     pub fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected

@@ -32,6 +32,8 @@ pub type EventSink = Arc<dyn Fn(&str, &str, IntegrationEvent) + Send + Sync>;
 pub struct Integrations {
     links: Mutex<HashMap<String, Arc<MqttLink>>>,
     events: std::sync::OnceLock<EventSink>,
+    /// `(cluster name, node id)` when this node is one of several.
+    cluster: std::sync::OnceLock<(String, String)>,
 }
 
 fn text<'a>(doc: &'a Value, field: &str) -> &'a str {
@@ -41,6 +43,14 @@ fn text<'a>(doc: &'a Value, field: &str) -> &'a str {
 impl Integrations {
     pub fn new() -> Integrations {
         Integrations::default()
+    }
+
+    /// Set once, before any integration connects, when other nodes run the same integrations:
+    /// each node connects under a client id of its own and subscribes in a shared group, so a
+    /// broker message starts one run in the cluster, not one per node. (Connect and disconnect
+    /// events are each node's own.)
+    pub fn join_cluster(&self, cluster: &str, node: &str) {
+        let _ = self.cluster.set((cluster.to_owned(), node.to_owned()));
     }
 
     /// Set once, before any integration connects: where their events go.
@@ -68,7 +78,10 @@ impl Integrations {
         let id = text(doc, "id").to_owned();
         let enabled = doc.get("enabled").and_then(Value::as_bool).unwrap_or(true);
         let settings = match MqttSettings::from_doc(doc) {
-            Ok(settings) => settings,
+            Ok(settings) => match self.cluster.get() {
+                Some((cluster, node)) => settings.for_cluster_node(cluster, node),
+                None => settings,
+            },
             Err(e) => {
                 // Checked when saved; a stored document that no longer parses is logged.
                 tracing::error!(integration = %id, error = %e, "integration not connected");

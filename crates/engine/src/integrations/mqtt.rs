@@ -48,6 +48,9 @@ pub struct MqttSettings {
     client_certificate: Option<(String, String)>,
     skip_verification: bool,
     topics: Vec<String>,
+    /// In a cluster: the shared-subscription group the topics are subscribed in, so that the
+    /// broker hands each message to one node.
+    share_group: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -80,6 +83,28 @@ fn text(value: &Value, field: &str) -> Option<String> {
 }
 
 impl MqttSettings {
+    /// The same connection made by one node of a cluster: a client id of its own (brokers drop
+    /// a client when another connects under its id) and the topics subscribed as a shared
+    /// subscription (`$share/GROUP/filter`, MQTT 5 and Mosquitto's 3.1.1), one group per
+    /// integration and cluster, so each message reaches one node.
+    pub fn for_cluster_node(mut self, cluster: &str, node: &str) -> MqttSettings {
+        self.client_id = format!("{}-{}", self.client_id, short(node));
+        self.share_group = Some(format!("flowd-{cluster}-{}", short(&self.integration_id)));
+        self
+    }
+
+    /// The filters to subscribe: the topics, in the shared group when there is one.
+    fn subscriptions(&self) -> Vec<String> {
+        match &self.share_group {
+            Some(group) => self
+                .topics
+                .iter()
+                .map(|topic| format!("$share/{group}/{topic}"))
+                .collect(),
+            None => self.topics.clone(),
+        }
+    }
+
     /// Reads an integration document (already valid against Losant's schema). Errors name the
     /// field at fault.
     pub fn from_doc(doc: &Value) -> Result<MqttSettings, String> {
@@ -165,6 +190,7 @@ impl MqttSettings {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             topics,
+            share_group: None,
         };
         // Certificates and keys are parsed now so that a bad one is a 400, not a log line.
         if tls {
@@ -452,9 +478,9 @@ async fn drive(
                 tracing::info!(integration = %settings.integration_id, host = %settings.host, "MQTT integration connected");
                 if !settings.topics.is_empty() {
                     let filters = settings
-                        .topics
-                        .iter()
-                        .map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtMostOnce));
+                        .subscriptions()
+                        .into_iter()
+                        .map(|filter| rumqttc::SubscribeFilter::new(filter, QoS::AtMostOnce));
                     // try_: this task is the one that drains the request channel.
                     if let Err(e) = client.try_subscribe_many(filters) {
                         tracing::error!(integration = %settings.integration_id, error = %e, "MQTT subscribe failed");
