@@ -10,6 +10,9 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
+/// How long the node listening to Redis channels may go silent before another takes over.
+const LISTEN_LEASE: std::time::Duration = std::time::Duration::from_secs(6);
+
 pub fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLOWD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -132,6 +135,16 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         engine
             .integrations()
             .join_cluster(nats.name(), nats.node_id());
+        // Redis channels have no shared subscriptions: one node at a time listens.
+        engine.set_listening(false);
+        let mut holding = nats.lease("listen-redis", LISTEN_LEASE).await?;
+        let listener = engine.clone();
+        tokio::spawn(async move {
+            while holding.changed().await.is_ok() {
+                let held = *holding.borrow_and_update();
+                listener.set_listening(held);
+            }
+        });
     }
     // Triggers first, so that integrations' first connect events find them.
     engine.arm_all().await?;

@@ -68,7 +68,7 @@ impl Cluster {
             }
         }
         let nats = NatsCluster::connect(&self.nats).await.expect("NATS");
-        nats.delete_run_queue().await.expect("stream deleted");
+        nats.delete_streams().await.expect("streams deleted");
     }
 }
 
@@ -148,8 +148,7 @@ fn wired(trigger: Value) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_run_every_press_and_broker_message_once_reply_across_nodes_and_share_changes()
-{
+async fn three_nodes_run_every_press_and_message_once_reply_across_nodes_and_share_changes() {
     let cluster = Cluster::start(3, "").await;
     let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
 
@@ -306,6 +305,50 @@ async fn three_nodes_run_every_press_and_broker_message_once_reply_across_nodes_
         assert!(doc["status"]["connectInfo"]["ts"].is_number(), "{doc}");
         assert!(doc["status"]["disconnectInfo"]["ts"].is_null(), "{doc}");
     }
+
+    // A Redis channel has no shared subscriptions: one node at a time (the lease holder)
+    // listens, so each message starts one run.
+    let channel = format!("flowd-test:{}", flowd_model::id::new_id());
+    let redis = wired(json!({"type": "redis", "key": "r",
+        "config": {"host": "127.0.0.1", "port": "", "password": "", "topic": channel}}));
+    let subscribed = b
+        .create_flow(&app, &debug_flow("redis", json!([redis])))
+        .await;
+    let redis_path = format!(
+        "/applications/{app}/flows/{}",
+        subscribed["id"].as_str().unwrap()
+    );
+    let publish = |message: &str| {
+        let status = std::process::Command::new("redis-cli")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                "6379",
+                "PUBLISH",
+                &channel,
+                message,
+            ])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("redis-cli runs");
+        assert!(status.success());
+    };
+    // Probes until the listening node has subscribed; each probe that lands is one run.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counted_runs(a, &redis_path).await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no node listened to the Redis channel"
+        );
+        publish("probe");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let probes = counted_runs(a, &redis_path).await;
+    for n in 0..10 {
+        publish(&n.to_string());
+    }
+    assert_runs_settle_at(a, &redis_path, probes + 10, Duration::from_secs(15)).await;
 
     // A one-second timer armed on every node fires once a second in all.
     let timer = wired(json!({"type": "timer", "key": "t", "config": {"seconds": 1}}));

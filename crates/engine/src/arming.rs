@@ -174,6 +174,12 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether this node listens to Redis channels (in a cluster, only the node holding the
+    /// listening lease does).
+    pub fn set_listening(&self, listening: bool) {
+        self.inner.services.triggers.set_listening(listening);
+    }
+
     /// What is armed now (tests check that nothing is left over).
     pub fn armed(&self) -> Armed {
         self.inner.services.triggers.armed()

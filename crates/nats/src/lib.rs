@@ -11,11 +11,13 @@
 //! * [`changes`] — the change feed: a core NATS subject on which each node announces what it
 //!   changed, so the others refresh what they keep in memory.
 //! * [`replies`] — webhook replies produced on another node than the one holding the request.
+//! * [`lease`] — roles one node holds at a time (listening to Redis channels).
 //!
 //! Everything of one cluster lives under a name (`?cluster=NAME` in the URL, `flowd` by
 //! default), so that several clusters — or tests — share one NATS server apart.
 
 pub mod changes;
+pub mod lease;
 pub mod queue;
 pub mod replies;
 
@@ -131,17 +133,27 @@ impl NatsCluster {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
-    /// Deletes the cluster's run stream with every job still queued in it (for tests, and for
-    /// retiring a cluster); the next node to start makes it afresh.
-    pub async fn delete_run_queue(&self) -> Result<(), NatsError> {
-        async_nats::jetstream::new(self.client.clone())
-            .delete_stream(queue::stream_name(&self.cluster))
-            .await
-            .map(|_| ())
-            .map_err(|e| NatsError::JetStream {
-                cluster: self.cluster.clone(),
-                reason: format!("deleting the run stream: {e}"),
-            })
+    /// Deletes the cluster's streams — the run queue with every job still in it, and the
+    /// leases — for tests, and for retiring a cluster; the next node to start makes them
+    /// afresh. A stream that does not exist is not an error.
+    pub async fn delete_streams(&self) -> Result<(), NatsError> {
+        let jetstream = async_nats::jetstream::new(self.client.clone());
+        for name in [
+            queue::stream_name(&self.cluster),
+            lease::stream_name(&self.cluster),
+        ] {
+            if jetstream.get_stream(&name).await.is_err() {
+                continue;
+            }
+            jetstream
+                .delete_stream(&name)
+                .await
+                .map_err(|e| NatsError::JetStream {
+                    cluster: self.cluster.clone(),
+                    reason: format!("deleting stream {name}: {e}"),
+                })?;
+        }
+        Ok(())
     }
 
     /// A subject of this cluster: `flowd.<cluster>.<rest>`.

@@ -136,7 +136,7 @@ impl Cluster {
         let nats = NatsCluster::connect(&format!("{}?cluster={}", nats_url(), self.name))
             .await
             .unwrap();
-        nats.delete_run_queue().await.unwrap();
+        nats.delete_streams().await.unwrap();
     }
 }
 
@@ -316,4 +316,41 @@ async fn bad_urls_and_unreachable_servers_are_named() {
             .to_string();
         assert!(error.contains(says), "{url}: {error}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_holds_a_lease_and_another_takes_it_over_when_it_stops() {
+    let url = format!("{}?cluster=test_{}", nats_url(), flowd_model::id::new_id());
+    let (a, b) = (
+        NatsCluster::connect(&url).await.unwrap(),
+        NatsCluster::connect(&url).await.unwrap(),
+    );
+    let ttl = Duration::from_millis(1500);
+    let held_by_a = a.lease("role", ttl).await.unwrap();
+    let held_by_b = b.lease("role", ttl).await.unwrap();
+    // Watched over two renewals: always exactly one holder.
+    for _ in 0..8 {
+        tokio::time::sleep(ttl / 4).await;
+        let (x, y) = (*held_by_a.borrow(), *held_by_b.borrow());
+        assert!(x != y, "a holds: {x}, b holds: {y}");
+    }
+    // The holder stops (its watcher goes away, so it writes no more): the other takes over
+    // once the holder's entry has expired.
+    let (holder, mut other) = if *held_by_a.borrow() {
+        (held_by_a, held_by_b)
+    } else {
+        (held_by_b, held_by_a)
+    };
+    drop(holder);
+    let stopped = Instant::now();
+    tokio::time::timeout(ttl * 3, other.wait_for(|held| *held))
+        .await
+        .expect("the other node took the lease over")
+        .unwrap();
+    assert!(
+        stopped.elapsed() >= ttl / 2,
+        "taken over after {:?}, before the entry could expire",
+        stopped.elapsed()
+    );
+    a.delete_streams().await.unwrap();
 }

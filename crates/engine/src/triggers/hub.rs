@@ -89,6 +89,9 @@ pub struct TriggerHub {
     /// when each node armed them) and each tick's job carries one idempotency key, so the
     /// shared queue keeps one job per tick.
     cluster_ticks: std::sync::atomic::AtomicBool,
+    /// Whether this node subscribes to Redis channels. On by default; in a cluster only the
+    /// node holding the listening lease does (Redis has no shared subscriptions).
+    quiet: std::sync::atomic::AtomicBool,
     /// Serializes re-arming, so that two quick changes of a flow cannot be applied out of order.
     pub(crate) lifecycle: tokio::sync::Mutex<()>,
 }
@@ -158,20 +161,46 @@ impl TriggerHub {
                 armed.routes.push(route.clone());
             }
             state.routes.entry(route.clone()).or_default().push(target);
-            if let Route::Redis(channel) = &route {
-                if !state.listeners.contains_key(&route) {
-                    let task = tokio::spawn(redis::listen(
-                        channel.clone(),
-                        self.deliverer(route.clone()),
-                    ));
-                    state
-                        .listeners
-                        .insert(route.clone(), TaskGuard(task.abort_handle()));
-                }
-            }
+            self.listen(&mut state, &route);
         }
         if !armed.routes.is_empty() || !armed.timers.is_empty() {
             state.flows.insert(flow_id, armed);
+        }
+    }
+
+    /// Starts the listener feeding `route` (a Redis channel) unless it runs or this node is
+    /// quiet.
+    fn listen(&self, state: &mut State, route: &Route) {
+        let Route::Redis(channel) = route else {
+            return;
+        };
+        if self.quiet.load(std::sync::atomic::Ordering::Relaxed)
+            || state.listeners.contains_key(route)
+        {
+            return;
+        }
+        let task = tokio::spawn(redis::listen(
+            channel.clone(),
+            self.deliverer(route.clone()),
+        ));
+        state
+            .listeners
+            .insert(route.clone(), TaskGuard(task.abort_handle()));
+    }
+
+    /// Whether this node listens to Redis channels: turned off, its subscriptions end (routes
+    /// stay armed); turned on, every armed channel is subscribed.
+    pub fn set_listening(&self, listening: bool) {
+        self.quiet
+            .store(!listening, std::sync::atomic::Ordering::Relaxed);
+        let mut state = self.lock();
+        if listening {
+            let routes: Vec<Route> = state.routes.keys().cloned().collect();
+            for route in routes {
+                self.listen(&mut state, &route);
+            }
+        } else {
+            state.listeners.clear();
         }
     }
 
