@@ -99,6 +99,7 @@ impl From<flowd_engine::storage::StorageError> for ApiError {
         use flowd_engine::storage::StorageError;
         match e {
             StorageError::Store(message) => ApiError::Internal(message),
+            unexpected @ StorageError::NotCached => ApiError::Internal(unexpected.to_string()),
             other => ApiError::Validation(other.to_string()),
         }
     }

@@ -180,6 +180,7 @@ impl Settings {
                     .unwrap_or(engine_defaults.limits.max_delay),
             },
             storage_caps: storage,
+            storage_mode: engine_defaults.storage_mode,
             log_ring: file.log_ring.unwrap_or(engine_defaults.log_ring).max(1),
             retention,
             js_workers: file

@@ -9,7 +9,7 @@ use crate::observer::RunObserver;
 use crate::queue::{InProcessQueue, JobHandler, RunJob, RunQueue, VersionRef};
 use crate::run::{execute, RunStart};
 use crate::services::{RunLimits, Services};
-use crate::storage::StorageService;
+use crate::storage::{StorageMode, StorageService};
 use flowd_store::{StorageCaps, Store};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -28,6 +28,9 @@ pub struct EngineConfig {
     pub workers: usize,
     pub limits: RunLimits,
     pub storage_caps: StorageCaps,
+    /// Where workflow storage lives: in memory in front of the store (the default), or only
+    /// in the store, for several engines sharing it.
+    pub storage_mode: StorageMode,
     /// Log entries kept per flow.
     pub log_ring: usize,
     /// How long run history is kept.
@@ -60,6 +63,7 @@ impl Default for EngineConfig {
                 max_keys: 100_000,
                 max_bytes: 64 * 1024 * 1024,
             },
+            storage_mode: StorageMode::Cached,
             log_ring: crate::accounting::DEFAULT_LOG_RING,
             retention: std::time::Duration::from_secs(30 * 86_400),
             js_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -196,7 +200,7 @@ impl Engine {
         let mut observers: Vec<Arc<dyn RunObserver>> = vec![accounting.clone(), debug.clone()];
         observers.extend(extra);
         let services = Arc::new(Services::new(
-            StorageService::start(store.clone(), config.storage_caps),
+            StorageService::start(store.clone(), config.storage_caps, config.storage_mode),
             crate::js::JsSandbox::new(config.js_workers, config.js_limits),
             observers,
             config.limits,

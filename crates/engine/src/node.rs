@@ -5,13 +5,14 @@
 //! config into a ready-to-run node (templates, expressions and paths parsed once), its output
 //! ports, and `execute`. Registering it is one line in `nodes/mod.rs`.
 //!
-//! `execute` is synchronous: pure nodes (conditional, math, mutate, storage, …) run inline,
-//! with no future allocated. A node that must wait on the world (delay, JavaScript, HTTP)
-//! returns [`Outcome::Wait`] with a future; the run keeps other paths moving meanwhile.
+//! `execute` is synchronous: pure nodes (conditional, math, mutate, storage in Cached mode, …)
+//! run inline, with no future allocated. A node that must wait on the world (delay, JavaScript,
+//! HTTP, storage in Shared mode) returns [`Outcome::Wait`] with a future; the run keeps other
+//! paths moving meanwhile.
 
 use crate::error::{CompileError, ErrorName, NodeError};
 use crate::observer::DebugMessage;
-use crate::storage::FlowStorage;
+use crate::storage::StorageHandle;
 use futures::future::BoxFuture;
 use serde_json::Value;
 use std::sync::Arc;
@@ -75,7 +76,7 @@ impl Resume {
 /// output, and the engine's shared services.
 pub struct NodeContext<'a> {
     pub run: &'a RunInfo,
-    pub storage: Option<&'a Arc<FlowStorage>>,
+    pub storage: Option<&'a StorageHandle>,
     pub services: &'a Arc<crate::services::Services>,
     pub(crate) debug: &'a mut Vec<DebugMessage>,
     pub(crate) node_id: &'a str,
@@ -97,7 +98,7 @@ impl NodeContext<'_> {
     }
 
     /// The flow's storage; every flow has one, loaded before any node that declared it runs.
-    pub fn storage(&self) -> Result<&Arc<FlowStorage>, NodeError> {
+    pub fn storage(&self) -> Result<&StorageHandle, NodeError> {
         self.storage.ok_or_else(|| {
             NodeError::new(
                 ErrorName::InternalError,

@@ -190,7 +190,7 @@ struct WalkContext {
     flow: Arc<CompiledFlow>,
     run: Arc<RunInfo>,
     services: Arc<Services>,
-    storage: Option<Arc<crate::storage::FlowStorage>>,
+    storage: Option<crate::storage::StorageHandle>,
     tracing_steps: bool,
 }
 
@@ -224,7 +224,7 @@ async fn walk(
     services: &Arc<Services>,
 ) -> (u64, u64, Option<RunFailure>) {
     let storage = if flow.uses_storage {
-        match services.storage.flow(&flow.identity.flow_id).await {
+        match services.storage.handle(&flow.identity.flow_id).await {
             Ok(storage) => Some(storage),
             Err(e) => return (0, 1, Some(failure(flow, None, NodeError::from(e), None))),
         }

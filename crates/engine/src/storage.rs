@@ -1,5 +1,8 @@
-//! Workflow storage as runs and the API see it: one in-memory map per flow in front of the store,
-//! with writes group-committed.
+//! Workflow storage as runs and the API see it, in one of two modes chosen when the engine
+//! starts ([`StorageMode`]).
+//!
+//! **Cached** (the default, for one engine per store): one in-memory map per flow in front of
+//! the store, with writes group-committed.
 //!
 //! * A flow's entries are loaded from the store on first use and then served from memory, so a
 //!   Get Value or Store Value node never waits on the database, and `incr`/`decr` are atomic
@@ -11,17 +14,41 @@
 //! * [`StorageService::flush`] waits until everything written before it is committed: the REST
 //!   API uses it to answer only after its write is durable.
 //! * Caps (keys and bytes per flow) are checked in memory before a write is accepted.
+//!
+//! **Shared** (for several engines on one store): no map is kept between operations. Every
+//! operation is one store call, and every read-modify-write (`incr`, node state, the caps check)
+//! is one [`StorageStore::storage_modify`](flowd_store::StorageStore::storage_modify), atomic in
+//! the store across processes. A node then waits on the store ([`StorageAnswer::Later`]).
+//!
+//! Both modes answer through [`StorageHandle`], with the same checks and the same errors.
 
 use flowd_model::storage::{check_key, encode_value, entry_size, StorageRuleError};
-use flowd_store::{StorageCaps, StorageWrite, Store, StoreError};
+use flowd_store::{
+    StorageCaps, StorageChange, StorageMetadata, StorageSpace, StorageUpdate, StorageWrite, Store,
+    StoreError,
+};
+use futures::future::{BoxFuture, Either};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
+use std::future::{ready, IntoFuture, Ready};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 
 /// How long writes wait to be committed together.
 pub const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(5);
+
+/// Where workflow storage lives between operations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StorageMode {
+    /// In memory, in front of the store, writes group-committed: no operation waits on the
+    /// store. Correct only while this engine is the only one using the store.
+    #[default]
+    Cached,
+    /// In the store only: each operation is one store call, atomic across every engine sharing
+    /// the store. For several engines on one store (a shared run queue).
+    Shared,
+}
 
 /// Why a storage operation failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -36,11 +63,51 @@ pub enum StorageError {
     NotFinite,
     #[error("storage is unavailable: {0}")]
     Store(String),
+    /// [`StorageService::flow`] in Shared mode, which keeps no flow in memory.
+    #[error("workflow storage is shared with other engines, so none of it is kept in memory")]
+    NotCached,
 }
 
 impl From<StoreError> for StorageError {
     fn from(e: StoreError) -> Self {
-        StorageError::Store(e.to_string())
+        match e {
+            // The store checks the caps in Shared mode: the same refusal as in memory.
+            StoreError::LimitExceeded(message) => StorageError::Limit(message),
+            other => StorageError::Store(other.to_string()),
+        }
+    }
+}
+
+/// What a storage operation answers: at once, from memory (Cached mode), or once the store has
+/// answered (Shared mode). Await it, or let a node continue with it
+/// (`nodes::continue_after_storage`).
+pub enum StorageAnswer<T> {
+    Now(Result<T, StorageError>),
+    Later(BoxFuture<'static, Result<T, StorageError>>),
+}
+
+impl<T: Send + 'static> StorageAnswer<T> {
+    /// The answer passed through `f` (without a future when it is already here).
+    pub fn map<U>(self, f: impl FnOnce(T) -> U + Send + 'static) -> StorageAnswer<U> {
+        match self {
+            StorageAnswer::Now(result) => StorageAnswer::Now(result.map(f)),
+            StorageAnswer::Later(future) => {
+                StorageAnswer::Later(Box::pin(async move { future.await.map(f) }))
+            }
+        }
+    }
+}
+
+impl<T: Send + 'static> IntoFuture for StorageAnswer<T> {
+    type Output = Result<T, StorageError>;
+    type IntoFuture =
+        Either<Ready<Result<T, StorageError>>, BoxFuture<'static, Result<T, StorageError>>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        match self {
+            StorageAnswer::Now(result) => Either::Left(ready(result)),
+            StorageAnswer::Later(future) => Either::Right(future),
+        }
     }
 }
 
@@ -50,21 +117,14 @@ struct Entries {
     bytes: u64,
 }
 
-/// Which map a pending write belongs to: the flow's storage, or its nodes' state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Space {
-    Storage,
-    NodeState,
-}
-
-/// One flow's entries in memory.
+/// One flow's entries in memory (Cached mode).
 pub struct FlowStorage {
     flow_id: String,
     entries: Mutex<Entries>,
     /// Latch, Throttle and On Change memory: kept and committed like storage, but not part of
     /// it (not listed, not counted in the caps, not cleared with it).
     node_state: Mutex<HashMap<String, Value>>,
-    service: Arc<Shared>,
+    service: Arc<ServiceState>,
 }
 
 /// What the writer has not committed yet. `cleared` flows have their whole table emptied
@@ -72,14 +132,15 @@ pub struct FlowStorage {
 #[derive(Default)]
 struct Pending {
     cleared: Vec<String>,
-    keys: HashMap<(Space, String, String), Option<String>>,
+    keys: HashMap<(StorageSpace, String, String), Option<String>>,
     /// Incremented for every change; the writer reports the highest it committed.
     generation: u64,
 }
 
-struct Shared {
+struct ServiceState {
     store: Arc<dyn Store>,
     caps: StorageCaps,
+    mode: StorageMode,
     pending: Mutex<Pending>,
     wake: Notify,
     committed: watch::Sender<u64>,
@@ -91,7 +152,7 @@ struct Shared {
 /// The storage of every flow.
 #[derive(Clone)]
 pub struct StorageService {
-    shared: Arc<Shared>,
+    state: Arc<ServiceState>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -101,30 +162,52 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl StorageService {
-    /// Starts the writer task (on the current tokio runtime).
-    pub fn start(store: Arc<dyn Store>, caps: StorageCaps) -> StorageService {
+    /// Starts the service; in Cached mode, with its writer task (on the current tokio runtime).
+    pub fn start(store: Arc<dyn Store>, caps: StorageCaps, mode: StorageMode) -> StorageService {
         let (committed, _) = watch::channel(0);
-        let shared = Arc::new(Shared {
+        let state = Arc::new(ServiceState {
             store,
             caps,
+            mode,
             pending: Mutex::new(Pending::default()),
             wake: Notify::new(),
             committed,
             flows: Mutex::new(HashMap::new()),
             deleted: Mutex::new(HashSet::new()),
         });
-        tokio::spawn(writer(shared.clone()));
-        StorageService { shared }
+        if mode == StorageMode::Cached {
+            tokio::spawn(writer(state.clone()));
+        }
+        StorageService { state }
     }
 
-    /// A flow's storage, loaded on first use.
+    pub fn mode(&self) -> StorageMode {
+        self.state.mode
+    }
+
+    /// A flow's storage as runs and the API reach it, in either mode. In Shared mode this reads
+    /// nothing: each operation goes to the store.
+    pub async fn handle(&self, flow_id: &str) -> Result<StorageHandle, StorageError> {
+        match self.state.mode {
+            StorageMode::Cached => Ok(StorageHandle::Cached(self.flow(flow_id).await?)),
+            StorageMode::Shared => Ok(StorageHandle::Shared(SharedFlowStorage {
+                flow_id: flow_id.into(),
+                service: self.state.clone(),
+            })),
+        }
+    }
+
+    /// A flow's storage in memory (Cached mode only), loaded on first use.
     pub async fn flow(&self, flow_id: &str) -> Result<Arc<FlowStorage>, StorageError> {
-        if let Some(found) = lock(&self.shared.flows).get(flow_id) {
+        if self.state.mode == StorageMode::Shared {
+            return Err(StorageError::NotCached);
+        }
+        if let Some(found) = lock(&self.state.flows).get(flow_id) {
             return Ok(found.clone());
         }
-        let loaded = self.shared.store.storage_entries(flow_id).await?;
+        let loaded = self.state.store.storage_entries(flow_id).await?;
         let node_state: HashMap<String, Value> = self
-            .shared
+            .state
             .store
             .node_states(flow_id)
             .await?
@@ -135,7 +218,7 @@ impl StorageService {
             entries.bytes += entry_size(&key, &value.to_string());
             entries.map.insert(key, value);
         }
-        let mut flows = lock(&self.shared.flows);
+        let mut flows = lock(&self.state.flows);
         // Another task may have loaded it meanwhile; the first one wins (it may hold writes).
         let storage = flows
             .entry(flow_id.to_owned())
@@ -144,28 +227,32 @@ impl StorageService {
                     flow_id: flow_id.to_owned(),
                     entries: Mutex::new(entries),
                     node_state: Mutex::new(node_state),
-                    service: self.shared.clone(),
+                    service: self.state.clone(),
                 })
             })
             .clone();
-        lock(&self.shared.deleted).remove(flow_id);
+        lock(&self.state.deleted).remove(flow_id);
         Ok(storage)
     }
 
     /// Forgets a deleted flow: its memory and its uncommitted writes.
     pub fn forget(&self, flow_id: &str) {
-        lock(&self.shared.flows).remove(flow_id);
-        lock(&self.shared.deleted).insert(flow_id.to_owned());
-        let mut pending = lock(&self.shared.pending);
+        lock(&self.state.flows).remove(flow_id);
+        lock(&self.state.deleted).insert(flow_id.to_owned());
+        let mut pending = lock(&self.state.pending);
         pending.keys.retain(|(_, flow, _), _| flow != flow_id);
         pending.cleared.retain(|flow| flow != flow_id);
     }
 
-    /// Waits until every write accepted before this call is committed.
+    /// Waits until every write accepted before this call is committed (in Shared mode every
+    /// write is committed before it answers).
     pub async fn flush(&self) -> Result<(), StorageError> {
-        let target = lock(&self.shared.pending).generation;
-        let mut committed = self.shared.committed.subscribe();
-        self.shared.wake.notify_one();
+        if self.state.mode == StorageMode::Shared {
+            return Ok(());
+        }
+        let target = lock(&self.state.pending).generation;
+        let mut committed = self.state.committed.subscribe();
+        self.state.wake.notify_one();
         loop {
             if *committed.borrow_and_update() >= target {
                 return Ok(());
@@ -179,10 +266,10 @@ impl StorageService {
 
 impl FlowStorage {
     fn record(&self, key: &str, value_json: Option<String>) {
-        self.record_in(Space::Storage, key, value_json);
+        self.record_in(StorageSpace::Storage, key, value_json);
     }
 
-    fn record_in(&self, space: Space, key: &str, value_json: Option<String>) {
+    fn record_in(&self, space: StorageSpace, key: &str, value_json: Option<String>) {
         if lock(&self.service.deleted).contains(&self.flow_id) {
             return;
         }
@@ -232,28 +319,16 @@ impl FlowStorage {
         value: Value,
         json: &str,
     ) -> Result<Option<Value>, StorageError> {
-        let caps = self.service.caps;
-        let new_size = entry_size(key, json);
         let old_size = entries
             .map
             .get(key)
             .map(|v| entry_size(key, &v.to_string()));
-        let keys_after = entries.map.len() as u64 + u64::from(old_size.is_none());
-        let bytes_after = entries.bytes - old_size.unwrap_or(0) + new_size;
-        if keys_after > caps.max_keys {
-            return Err(StorageError::Limit(format!(
-                "workflow storage is limited to {} keys",
-                caps.max_keys
-            )));
-        }
-        if bytes_after > caps.max_bytes {
-            return Err(StorageError::Limit(format!(
-                "workflow storage is limited to {} bytes (keys plus JSON values); this write \
-                 would make it {bytes_after}",
-                caps.max_bytes
-            )));
-        }
-        entries.bytes = bytes_after;
+        let current = StorageMetadata {
+            memory_used: entries.bytes,
+            keys_count: entries.map.len() as u64,
+        };
+        self.service.caps.check(current, old_size, key, json)?;
+        entries.bytes = entries.bytes - old_size.unwrap_or(0) + entry_size(key, json);
         Ok(entries.map.insert(key.to_owned(), value))
     }
 
@@ -261,17 +336,7 @@ impl FlowStorage {
     pub fn increment(&self, key: &str, amount: f64) -> Result<f64, StorageError> {
         check_key(key)?;
         let mut entries = lock(&self.entries);
-        let current = match entries.map.get(key) {
-            None => 0.0,
-            Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
-            Some(_) => {
-                return Err(StorageError::NotANumber {
-                    key: key.to_owned(),
-                })
-            }
-        };
-        let next = current + amount;
-        let value = crate::value::number_to_json(next).ok_or(StorageError::NotFinite)?;
+        let (value, next) = incremented(key, entries.map.get(key), amount)?;
         let json = value.to_string();
         self.put(&mut entries, key, value, &json)?;
         self.record(key, Some(json));
@@ -297,7 +362,7 @@ impl FlowStorage {
         let mut pending = lock(&self.service.pending);
         pending
             .keys
-            .retain(|(space, flow, _), _| *space != Space::Storage || flow != &self.flow_id);
+            .retain(|(space, flow, _), _| *space != StorageSpace::Storage || flow != &self.flow_id);
         pending.cleared.push(self.flow_id.clone());
         pending.generation += 1;
         drop(pending);
@@ -327,7 +392,7 @@ impl FlowStorage {
         let json = next.to_string();
         states.insert(key.clone(), next);
         // Recorded under the lock, so two updates reach the writer in the order they happened.
-        self.record_in(Space::NodeState, &key, Some(json));
+        self.record_in(StorageSpace::NodeState, &key, Some(json));
         out
     }
 }
@@ -337,19 +402,224 @@ fn node_state_key(node_id: &str, id: &str) -> String {
     format!("{node_id}\u{0}{id}")
 }
 
+/// `current` plus `amount` (absent counts as 0): the value to store, and it as a number.
+fn incremented(
+    key: &str,
+    current: Option<&Value>,
+    amount: f64,
+) -> Result<(Value, f64), StorageError> {
+    let current = match current {
+        None => 0.0,
+        Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+        Some(_) => {
+            return Err(StorageError::NotANumber {
+                key: key.to_owned(),
+            })
+        }
+    };
+    let next = current + amount;
+    let value = crate::value::number_to_json(next).ok_or(StorageError::NotFinite)?;
+    Ok((value, next))
+}
+
+/// A flow's storage as runs and the API reach it: the same operations, with the same checks
+/// and errors, in either mode. Cheap to clone.
+#[derive(Clone)]
+pub enum StorageHandle {
+    /// Cached mode: the flow's entries in memory; every answer is [`StorageAnswer::Now`].
+    Cached(Arc<FlowStorage>),
+    /// Shared mode: the flow's entries in the store; every answer is [`StorageAnswer::Later`]
+    /// (but for a write refused before it reaches the store).
+    Shared(SharedFlowStorage),
+}
+
+impl StorageHandle {
+    /// All entries, by key.
+    pub fn entries(&self) -> StorageAnswer<Map<String, Value>> {
+        match self {
+            StorageHandle::Cached(memory) => StorageAnswer::Now(Ok(memory.entries())),
+            StorageHandle::Shared(shared) => {
+                shared.call(|store, flow_id| async move { store.storage_entries(&flow_id).await })
+            }
+        }
+    }
+
+    pub fn metadata(&self) -> StorageAnswer<StorageMetadata> {
+        match self {
+            StorageHandle::Cached(memory) => {
+                let (memory_used, keys_count) = memory.metadata();
+                StorageAnswer::Now(Ok(StorageMetadata {
+                    memory_used,
+                    keys_count,
+                }))
+            }
+            StorageHandle::Shared(shared) => {
+                shared.call(|store, flow_id| async move { store.storage_metadata(&flow_id).await })
+            }
+        }
+    }
+
+    pub fn get(&self, key: &str) -> StorageAnswer<Option<Value>> {
+        match self {
+            StorageHandle::Cached(memory) => StorageAnswer::Now(Ok(memory.get(key))),
+            StorageHandle::Shared(shared) => {
+                let key = key.to_owned();
+                shared.call(|store, flow_id| async move { store.storage_get(&flow_id, &key).await })
+            }
+        }
+    }
+
+    /// Sets a key, within the caps.
+    pub fn set(&self, key: &str, value: Value) -> StorageAnswer<()> {
+        match self {
+            StorageHandle::Cached(memory) => StorageAnswer::Now(memory.set(key, value).map(drop)),
+            StorageHandle::Shared(shared) => {
+                if let Err(e) = check_key(key).and_then(|()| encode_value(key, &value).map(drop)) {
+                    return StorageAnswer::Now(Err(e.into()));
+                }
+                shared.modify(StorageSpace::Storage, key.to_owned(), move |_| {
+                    (StorageChange::Set(value), Ok(()))
+                })
+            }
+        }
+    }
+
+    /// Adds `amount` to a numeric entry (absent counts as 0), atomically; answers the new value.
+    pub fn increment(&self, key: &str, amount: f64) -> StorageAnswer<f64> {
+        match self {
+            StorageHandle::Cached(memory) => StorageAnswer::Now(memory.increment(key, amount)),
+            StorageHandle::Shared(shared) => {
+                if let Err(e) = check_key(key) {
+                    return StorageAnswer::Now(Err(e.into()));
+                }
+                let key = key.to_owned();
+                shared.modify(
+                    StorageSpace::Storage,
+                    key.clone(),
+                    move |current| match incremented(&key, current.as_ref(), amount) {
+                        Ok((value, next)) => (StorageChange::Set(value), Ok(next)),
+                        Err(e) => (StorageChange::Keep, Err(e)),
+                    },
+                )
+            }
+        }
+    }
+
+    /// Removes a key; answers its previous value.
+    pub fn remove(&self, key: &str) -> StorageAnswer<Option<Value>> {
+        match self {
+            StorageHandle::Cached(memory) => StorageAnswer::Now(Ok(memory.remove(key))),
+            StorageHandle::Shared(shared) => {
+                shared.modify(StorageSpace::Storage, key.to_owned(), |current| {
+                    (StorageChange::Delete, Ok(current))
+                })
+            }
+        }
+    }
+
+    /// Removes every key (node state is kept).
+    pub fn clear(&self) -> StorageAnswer<()> {
+        match self {
+            StorageHandle::Cached(memory) => {
+                memory.clear();
+                StorageAnswer::Now(Ok(()))
+            }
+            StorageHandle::Shared(shared) => {
+                shared.call(|store, flow_id| async move { store.storage_clear(&flow_id).await })
+            }
+        }
+    }
+
+    /// Updates a node's state under `id` (a latch, a throttle bucket, a previous value) with
+    /// `f`, atomically: runs of the flow — on any engine, in Shared mode — take turns. What `f`
+    /// returns is stored, and its second part answered.
+    pub fn update_node_state<T: Send + 'static>(
+        &self,
+        node_id: &str,
+        id: &str,
+        f: impl FnOnce(Option<&Value>) -> (Value, T) + Send + 'static,
+    ) -> StorageAnswer<T> {
+        match self {
+            StorageHandle::Cached(memory) => {
+                StorageAnswer::Now(Ok(memory.update_node_state(node_id, id, f)))
+            }
+            StorageHandle::Shared(shared) => shared.modify(
+                StorageSpace::NodeState,
+                node_state_key(node_id, id),
+                move |current| {
+                    let (next, out) = f(current.as_ref());
+                    (StorageChange::Set(next), Ok(out))
+                },
+            ),
+        }
+    }
+}
+
+/// One flow's storage in Shared mode: where to find it, nothing of it.
+#[derive(Clone)]
+pub struct SharedFlowStorage {
+    flow_id: Arc<str>,
+    service: Arc<ServiceState>,
+}
+
+impl SharedFlowStorage {
+    /// One store call.
+    fn call<T, F>(
+        &self,
+        f: impl FnOnce(Arc<dyn Store>, Arc<str>) -> F + Send + 'static,
+    ) -> StorageAnswer<T>
+    where
+        F: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let future = f(self.service.store.clone(), self.flow_id.clone());
+        StorageAnswer::Later(Box::pin(async move { Ok(future.await?) }))
+    }
+
+    /// One atomic read-modify-write of `key` in the store: `decide` gets the current value and
+    /// says what to store and what to answer (an error keeps the entry as it is).
+    fn modify<T: Send + 'static>(
+        &self,
+        space: StorageSpace,
+        key: String,
+        decide: impl FnOnce(Option<Value>) -> (StorageChange, Result<T, StorageError>) + Send + 'static,
+    ) -> StorageAnswer<T> {
+        // The store runs the update and keeps what it stores; the answer comes back this way.
+        let (answer, answered) = oneshot::channel();
+        let update: StorageUpdate = Box::new(move |current| {
+            let (change, outcome) = decide(current);
+            // The receiver waits below until the store call has returned.
+            let _ = answer.send(outcome);
+            change
+        });
+        let (store, flow_id, caps) = (
+            self.service.store.clone(),
+            self.flow_id.clone(),
+            self.service.caps,
+        );
+        StorageAnswer::Later(Box::pin(async move {
+            store
+                .storage_modify(&flow_id, &key, space, update, caps)
+                .await?;
+            answered.await.map_err(|_| {
+                StorageError::Store("the store answered without running the update".into())
+            })?
+        }))
+    }
+}
+
 /// Commits pending writes in groups until the service is dropped.
-async fn writer(shared: Arc<Shared>) {
+async fn writer(state: Arc<ServiceState>) {
     loop {
-        shared.wake.notified().await;
+        state.wake.notified().await;
         // Let writes arriving in the same moment join this group.
         tokio::time::sleep(GROUP_COMMIT_WINDOW).await;
         loop {
             let (batch, generation) = {
-                let mut pending = lock(&shared.pending);
+                let mut pending = lock(&state.pending);
                 if pending.cleared.is_empty() && pending.keys.is_empty() {
                     let generation = pending.generation;
                     drop(pending);
-                    shared.committed.send_replace(generation);
+                    state.committed.send_replace(generation);
                     break;
                 }
                 let mut batch: Vec<StorageWrite> = std::mem::take(&mut pending.cleared)
@@ -358,13 +628,13 @@ async fn writer(shared: Arc<Shared>) {
                     .collect();
                 batch.extend(std::mem::take(&mut pending.keys).into_iter().map(
                     |((space, flow_id, key), value)| match (space, value) {
-                        (Space::Storage, Some(value_json)) => StorageWrite::Set {
+                        (StorageSpace::Storage, Some(value_json)) => StorageWrite::Set {
                             flow_id,
                             key,
                             value_json,
                         },
-                        (Space::Storage, None) => StorageWrite::Delete { flow_id, key },
-                        (Space::NodeState, value) => StorageWrite::SetNodeState {
+                        (StorageSpace::Storage, None) => StorageWrite::Delete { flow_id, key },
+                        (StorageSpace::NodeState, value) => StorageWrite::SetNodeState {
                             flow_id,
                             key,
                             value_json: value.unwrap_or_else(|| "null".into()),
@@ -375,7 +645,7 @@ async fn writer(shared: Arc<Shared>) {
             };
             let mut delay = Duration::from_millis(50);
             loop {
-                match shared.store.storage_apply(&batch).await {
+                match state.store.storage_apply(&batch).await {
                     Ok(()) => break,
                     Err(e) => {
                         // Keep the batch and retry: dropping it would lose acknowledged writes.
@@ -385,9 +655,9 @@ async fn writer(shared: Arc<Shared>) {
                     }
                 }
             }
-            shared.committed.send_replace(generation);
+            state.committed.send_replace(generation);
         }
-        if Arc::strong_count(&shared) == 1 {
+        if Arc::strong_count(&state) == 1 {
             return;
         }
     }

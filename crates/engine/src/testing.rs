@@ -4,8 +4,9 @@
 use crate::error::{CompileError, NodeError};
 use crate::node::{CompiledNodeType, NodeContext, NodeSpec, Outcome, RunInfo};
 use crate::services::{RunLimits, Services};
-use crate::storage::StorageService;
+use crate::storage::{StorageHandle, StorageMode, StorageService};
 use serde_json::{json, Value};
+use std::future::IntoFuture;
 use std::sync::Arc;
 
 pub fn compile_node(type_name: &str, config: &Value) -> Result<CompiledNodeType, CompileError> {
@@ -28,7 +29,23 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// A harness with storage in Cached mode.
     pub fn new() -> Harness {
+        Harness::with_storage_mode(StorageMode::Cached)
+    }
+
+    /// One harness per storage mode, for checks that must come out the same in both.
+    pub fn in_each_storage_mode() -> impl Iterator<Item = Harness> {
+        [StorageMode::Cached, StorageMode::Shared]
+            .into_iter()
+            .map(|mode| {
+                // Shown with a failing test's output: which mode it failed in.
+                eprintln!("storage mode: {mode:?}");
+                Harness::with_storage_mode(mode)
+            })
+    }
+
+    pub fn with_storage_mode(mode: StorageMode) -> Harness {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -63,6 +80,7 @@ impl Harness {
                         max_keys: 1000,
                         max_bytes: 1 << 20,
                     },
+                    mode,
                 ),
                 crate::js::JsSandbox::new(1, crate::js::JsLimits::default()),
                 Vec::new(),
@@ -77,6 +95,27 @@ impl Harness {
         }
     }
 
+    /// The flow's storage.
+    pub fn storage(&self) -> StorageHandle {
+        self.runtime
+            .block_on(self.services.storage.handle(&self.flow_id))
+            .expect("storage")
+    }
+
+    /// One entry of the flow's storage.
+    pub fn stored(&self, key: &str) -> Option<Value> {
+        self.runtime
+            .block_on(self.storage().get(key).into_future())
+            .expect("storage answers")
+    }
+
+    /// Sets one entry of the flow's storage.
+    pub fn store(&self, key: &str, value: Value) {
+        self.runtime
+            .block_on(self.storage().set(key, value).into_future())
+            .expect("storage takes the entry")
+    }
+
     /// Runs one node (waiting if it waits) and returns its port and the payload after it.
     pub fn run(
         &self,
@@ -87,7 +126,7 @@ impl Harness {
             let storage = self
                 .services
                 .storage
-                .flow(&self.flow_id)
+                .handle(&self.flow_id)
                 .await
                 .expect("storage");
             let run = RunInfo {

@@ -1,7 +1,8 @@
 //! The fixture harness: every `tests/fixtures/flows/*.json` is a workflow with cases — a trigger
 //! to fire, its data, the storage before — and what must follow: paths completed and failed, the
 //! halting error, storage after, debug messages. One test runs them all, each case on a fresh
-//! store, and names the file and case that failed.
+//! store and in each storage mode (Cached and Shared must not differ), and names the file, case
+//! and mode that failed.
 //!
 //! Fixture shape:
 //! ```json
@@ -22,6 +23,7 @@ use flowd_engine::node::RunInfo;
 use flowd_engine::observer::{DebugMessage, RunObserver};
 use flowd_engine::queue::VersionRef;
 use flowd_engine::run::RunStart;
+use flowd_engine::storage::StorageMode;
 use flowd_store::sqlite::SqliteStore;
 use flowd_store::Store;
 use serde_json::{json, Value};
@@ -48,6 +50,7 @@ async fn run_case(
     flow: &Value,
     integrations: &Value,
     case: &Value,
+    storage_mode: StorageMode,
 ) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let store: Arc<dyn Store> = Arc::new(
@@ -56,8 +59,11 @@ async fn run_case(
             .map_err(|e| e.to_string())?,
     );
     let debugs = Arc::new(Debugs::default());
-    let engine =
-        Engine::start_with_observers(store.clone(), EngineConfig::default(), vec![debugs.clone()]);
+    let config = EngineConfig {
+        storage_mode,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start_with_observers(store.clone(), config, vec![debugs.clone()]);
     let now = flowd_model::time::now_iso();
     let (app, flow_id) = (flowd_model::id::new_id(), flowd_model::id::new_id());
     store
@@ -99,11 +105,14 @@ async fn run_case(
     }
     let storage = engine
         .storage()
-        .flow(&flow_id)
+        .handle(&flow_id)
         .await
         .map_err(|e| e.to_string())?;
     for (key, value) in case["storage"].as_object().into_iter().flatten() {
-        storage.set(key, value.clone()).map_err(|e| e.to_string())?;
+        storage
+            .set(key, value.clone())
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let compiled = engine
         .compiled(&app, &flow_id, &VersionRef::Develop)
@@ -184,9 +193,10 @@ async fn run_case(
         }
         (None, None) => {}
     }
+    let stored = storage.entries().await.map_err(|e| e.to_string())?;
     for (key, want) in expect["storage"].as_object().into_iter().flatten() {
-        let got = storage.get(key);
-        if got.as_ref() != Some(want) {
+        let got = stored.get(key);
+        if got != Some(want) {
             problems.push(format!("storage {key} = {got:?}, expected {want}"));
         }
     }
@@ -196,7 +206,7 @@ async fn run_case(
         .flatten()
         .filter_map(Value::as_str)
     {
-        if let Some(got) = storage.get(key) {
+        if let Some(got) = stored.get(key) {
             problems.push(format!("storage {key} = {got}, expected absent"));
         }
     }
@@ -243,10 +253,18 @@ async fn every_fixture_behaves_as_written() {
         for case in fixture["cases"].as_array().into_iter().flatten() {
             cases += 1;
             let case_name = case["name"].as_str().unwrap_or("?");
-            if let Err(problem) =
-                run_case(&name, &fixture["flow"], &fixture["integrations"], case).await
-            {
-                failures.push(format!("{name} / {case_name}: {problem}"));
+            for mode in [StorageMode::Cached, StorageMode::Shared] {
+                if let Err(problem) = run_case(
+                    &name,
+                    &fixture["flow"],
+                    &fixture["integrations"],
+                    case,
+                    mode,
+                )
+                .await
+                {
+                    failures.push(format!("{name} / {case_name} ({mode:?}): {problem}"));
+                }
             }
         }
     }

@@ -1,72 +1,48 @@
 //! Latch, Throttle and On Change remember across runs, and across a restart of the engine on the
-//! same store, without counting in the flow's storage.
+//! same store, without counting in the flow's storage, in either storage mode.
+
+mod common;
 
 use flowd_engine::engine::{Engine, EngineConfig};
-use flowd_engine::queue::VersionRef;
-use flowd_engine::run::RunStart;
+use flowd_engine::storage::StorageMode;
 use flowd_store::sqlite::SqliteStore;
 use flowd_store::Store;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 async fn run(engine: &Engine, app: &str, flow: &str, data: Value) -> u64 {
-    let compiled = engine
-        .compiled(app, flow, &VersionRef::Develop)
-        .await
-        .unwrap()
-        .unwrap();
-    let start = RunStart {
-        run_id: "r".into(),
-        trigger: 0,
-        data,
-        relay_id: None,
-        relay_type: None,
-        device_id: None,
-        time_ms: 0,
-    };
-    engine.run_now(compiled, start).await;
+    common::run_once(engine, app, flow, data).await;
     // The alarm branch increments a counter; report it.
-    engine
-        .storage()
-        .flow(flow)
-        .await
-        .unwrap()
-        .get("alarms")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0)
+    let storage = engine.storage().handle(flow).await.unwrap();
+    let alarms = storage.get("alarms").await.unwrap();
+    alarms.and_then(|v| v.as_u64()).unwrap_or(0)
 }
 
 #[tokio::test]
 async fn latch_state_survives_a_restart_and_is_not_storage() {
+    for mode in [StorageMode::Cached, StorageMode::Shared] {
+        latch_state_survives_a_restart_and_is_not_storage_in(mode).await;
+    }
+}
+
+async fn latch_state_survives_a_restart_and_is_not_storage_in(mode: StorageMode) {
+    let config = EngineConfig {
+        storage_mode: mode,
+        ..EngineConfig::default()
+    };
     let dir = tempfile::tempdir().unwrap();
-    let (app, flow) = (flowd_model::id::new_id(), flowd_model::id::new_id());
-    {
+    let (app, flow) = {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-        let now = flowd_model::time::now_iso();
-        store
-            .insert_application(
-                &json!({"id": app, "name": "a", "creationDate": now, "lastUpdated": now}),
-            )
-            .await
-            .unwrap();
-        store
-            .insert_flow(&json!({"id": flow, "applicationId": app, "name": "f", "flowClass": "cloud",
-                "creationDate": now, "lastUpdated": now,
-                "triggers": [{"type": "virtualButton", "key": "b", "outputIds": [["latch"]]}],
-                "nodes": [
-                    {"id": "latch", "type": "LatchNode", "config": {"latchExpression": "{{data.t}} > 90", "resetExpression": "{{data.t}} < 80"}, "outputIds": [[], ["count"]]},
-                    {"id": "count", "type": "StoreValueNode", "config": {"keyName": "alarms", "valueType": "incr", "value": "1"}}
-                ]}))
-            .await
-            .unwrap();
-        let engine = Engine::start(store.clone(), EngineConfig::default());
+        let (app, flow) = common::button_flow(&*store, "latch", common::latched_alarms()).await;
+        let engine = Engine::start(store.clone(), config);
         assert_eq!(run(&engine, &app, &flow, json!({"t": 95})).await, 1);
         assert_eq!(
             run(&engine, &app, &flow, json!({"t": 96})).await,
             1,
             "latched: no second alarm"
         );
-        let entries = engine.storage().flow(&flow).await.unwrap().entries();
+        let storage = engine.storage().handle(&flow).await.unwrap();
+        let entries = storage.entries().await.unwrap();
         assert_eq!(
             entries.keys().collect::<Vec<_>>(),
             ["alarms"],
@@ -74,9 +50,10 @@ async fn latch_state_survives_a_restart_and_is_not_storage() {
         );
         engine.shutdown().await;
         store.close().await.unwrap();
-    }
+        (app, flow)
+    };
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-    let engine = Engine::start(store, EngineConfig::default());
+    let engine = Engine::start(store, config);
     assert_eq!(
         run(&engine, &app, &flow, json!({"t": 97})).await,
         1,

@@ -85,9 +85,51 @@ pub trait FlowVersionStore: Send + Sync {
     async fn all_versions(&self, flow_id: &str) -> StoreResult<Vec<Value>>;
 }
 
+/// Which of a flow's two key–value tables an entry is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StorageSpace {
+    /// Workflow storage: listed, counted against the caps.
+    Storage,
+    /// Node state (Latch, Throttle and On Change memory): neither listed nor counted.
+    NodeState,
+}
+
+/// What a read-modify-write makes of an entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StorageChange {
+    /// Leave it as it is (nothing to change, or the update refused).
+    Keep,
+    /// Store this value (kept as its compact JSON).
+    Set(Value),
+    /// Remove the entry.
+    Delete,
+}
+
+/// The update of [`StorageStore::storage_modify`]: from an entry's current value (`None` when
+/// absent), what to make of it. The store runs it once, while it holds the entry locked, so it
+/// must be quick and must not wait on anything.
+pub type StorageUpdate = Box<dyn FnOnce(Option<Value>) -> StorageChange + Send>;
+
 #[async_trait]
 pub trait StorageStore: Send + Sync {
     async fn storage_entries(&self, flow_id: &str) -> StoreResult<Map<String, Value>>;
+    /// One entry of a flow's storage.
+    async fn storage_get(&self, flow_id: &str, key: &str) -> StoreResult<Option<Value>>;
+    /// Reads an entry, lets `update` decide what it becomes, and writes that, as one step that
+    /// is atomic across every process sharing the store: no other write to the entry (nor,
+    /// in `Storage`, to the flow's caps) comes between the read and the write. A `Set` in
+    /// `Storage` must stay within `caps` (node state has none), or it is a `LimitExceeded` and
+    /// nothing changes. Returns the entry's value afterwards. A flow that does not exist keeps
+    /// nothing: `update` runs on no value, nothing is written, and `None` is returned (as
+    /// [`storage_apply`](Self::storage_apply) skips such flows).
+    async fn storage_modify(
+        &self,
+        flow_id: &str,
+        key: &str,
+        space: StorageSpace,
+        update: StorageUpdate,
+        caps: StorageCaps,
+    ) -> StoreResult<Option<Value>>;
     async fn storage_metadata(&self, flow_id: &str) -> StoreResult<StorageMetadata>;
     /// Upserts one entry (`value_json` is compact JSON), refusing to pass the caps.
     async fn storage_set(

@@ -9,8 +9,8 @@ use flowd_model::{id::new_id, time::now_iso};
 use flowd_store::sqlite::SqliteStore;
 use flowd_store::{
     Column, ListQuery, Page, ResourceKind, RunError, RunFilter, RunLogEntry, RunRecord, RunSummary,
-    RunVersion, SortDirection, StatsBucket, StorageCaps, StorageMetadata, StorageWrite, Store,
-    StoreError, StoredRunError, TokenRecord,
+    RunVersion, SortDirection, StatsBucket, StorageCaps, StorageChange, StorageMetadata,
+    StorageSpace, StorageUpdate, StorageWrite, Store, StoreError, StoredRunError, TokenRecord,
 };
 use serde_json::{json, Map, Value};
 use std::future::Future;
@@ -1694,6 +1694,190 @@ async fn storage_caps(store: &dyn Store) {
     );
 }
 
+/// An update that adds one to a number (absent counts as 0).
+fn add_one() -> StorageUpdate {
+    Box::new(|current| {
+        let n = current.as_ref().and_then(Value::as_i64).unwrap_or(0);
+        StorageChange::Set(json!(n + 1))
+    })
+}
+
+async fn storage_get_and_modify(store: &dyn Store) {
+    let (_, f) = app_with_flow(store).await;
+    let flow_id = id(&f);
+    let modify = |key: &'static str, space: StorageSpace, update: StorageUpdate| {
+        store.storage_modify(flow_id, key, space, update, BIG)
+    };
+    assert_eq!(store.storage_get(flow_id, "a").await.unwrap(), None);
+    set(store, flow_id, "a", &json!(1), BIG).await;
+    assert_eq!(
+        store.storage_get(flow_id, "a").await.unwrap(),
+        Some(json!(1))
+    );
+
+    // The update sees the current value, and what it returns is stored and returned.
+    let after = modify("a", StorageSpace::Storage, add_one()).await.unwrap();
+    assert_eq!(after, Some(json!(2)));
+    assert_eq!(
+        store.storage_get(flow_id, "a").await.unwrap(),
+        Some(json!(2))
+    );
+    let saw = Box::new(|current| StorageChange::Set(json!({ "saw": current })));
+    let after = modify("b", StorageSpace::Storage, saw).await.unwrap();
+    assert_eq!(after, Some(json!({"saw": null})));
+    // Keep writes nothing and returns what is there.
+    let keep = Box::new(|_| StorageChange::Keep);
+    assert_eq!(
+        modify("a", StorageSpace::Storage, keep).await.unwrap(),
+        Some(json!(2))
+    );
+    let keep = Box::new(|_| StorageChange::Keep);
+    assert_eq!(
+        modify("none", StorageSpace::Storage, keep).await.unwrap(),
+        None
+    );
+    // Delete removes the entry (and is harmless on an absent one).
+    let delete = Box::new(|_| StorageChange::Delete);
+    assert_eq!(
+        modify("b", StorageSpace::Storage, delete).await.unwrap(),
+        None
+    );
+    let delete = Box::new(|_| StorageChange::Delete);
+    assert_eq!(
+        modify("b", StorageSpace::Storage, delete).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        Value::Object(store.storage_entries(flow_id).await.unwrap()),
+        json!({"a": 2})
+    );
+
+    // Node state is its own space: not storage, not listed, not counted.
+    let after = modify("a", StorageSpace::NodeState, add_one())
+        .await
+        .unwrap();
+    assert_eq!(
+        after,
+        Some(json!(1)),
+        "node state \"a\" is not storage \"a\""
+    );
+    assert_eq!(
+        store.storage_get(flow_id, "a").await.unwrap(),
+        Some(json!(2))
+    );
+    assert_eq!(
+        Value::Object(store.node_states(flow_id).await.unwrap()),
+        json!({"a": 1})
+    );
+    assert_eq!(
+        store.storage_metadata(flow_id).await.unwrap(),
+        StorageMetadata {
+            memory_used: 2,
+            keys_count: 1
+        }
+    );
+
+    // Caps: a new key past the key cap, or a value past the byte cap, is refused and nothing
+    // changes; node state is not capped.
+    let caps = StorageCaps {
+        max_keys: 1,
+        max_bytes: 4,
+    };
+    let limited = |key: &'static str, space: StorageSpace, update: StorageUpdate| {
+        store.storage_modify(flow_id, key, space, update, caps)
+    };
+    let refused = limited("c", StorageSpace::Storage, add_one()).await;
+    assert!(
+        matches!(refused, Err(StoreError::LimitExceeded(_))),
+        "{refused:?}"
+    );
+    let grow = Box::new(|_| StorageChange::Set(json!(1000)));
+    let refused = limited("a", StorageSpace::Storage, grow).await;
+    assert!(
+        matches!(refused, Err(StoreError::LimitExceeded(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        Value::Object(store.storage_entries(flow_id).await.unwrap()),
+        json!({"a": 2})
+    );
+    // "a" + "100" is 4 bytes: exactly the cap.
+    let fits = Box::new(|_| StorageChange::Set(json!(100)));
+    assert_eq!(
+        limited("a", StorageSpace::Storage, fits).await.unwrap(),
+        Some(json!(100))
+    );
+    let big = Box::new(|_| StorageChange::Set(json!("far more than four bytes")));
+    limited("c", StorageSpace::NodeState, big).await.unwrap();
+
+    // A flow that does not exist keeps nothing, but the update still runs, on no value.
+    let missing = "0123456789abcdef01234567";
+    let (seen, saw) = std::sync::mpsc::channel();
+    let update = Box::new(move |current| {
+        seen.send(current).expect("the test is listening");
+        StorageChange::Set(json!(1))
+    });
+    let after = store
+        .storage_modify(missing, "k", StorageSpace::Storage, update, BIG)
+        .await
+        .unwrap();
+    assert_eq!((after, saw.recv().unwrap()), (None, None));
+    assert!(store.storage_entries(missing).await.unwrap().is_empty());
+    assert_eq!(store.storage_get(missing, "k").await.unwrap(), None);
+}
+
+/// Increments of one entry from many tasks at once, through each of `stores` (handles on one
+/// database, as several processes have): none is lost, and each saw a different value.
+async fn concurrent_increments(stores: Vec<Arc<dyn Store>>) {
+    const TASKS_PER_STORE: usize = 8;
+    const ROUNDS: usize = 25;
+    let (_, f) = app_with_flow(&*stores[0]).await;
+    let flow_id = id(&f).to_owned();
+    let mut tasks = tokio::task::JoinSet::new();
+    for store in &stores {
+        for _ in 0..TASKS_PER_STORE {
+            let (store, flow_id) = (store.clone(), flow_id.clone());
+            tasks.spawn(async move {
+                let mut seen = Vec::new();
+                for _ in 0..ROUNDS {
+                    for space in [StorageSpace::Storage, StorageSpace::NodeState] {
+                        let after = store
+                            .storage_modify(&flow_id, "count", space, add_one(), BIG)
+                            .await
+                            .unwrap();
+                        seen.push((space, after));
+                    }
+                }
+                seen
+            });
+        }
+    }
+    let mut seen = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        seen.extend(joined.unwrap());
+    }
+    let total = (stores.len() * TASKS_PER_STORE * ROUNDS) as i64;
+    for space in [StorageSpace::Storage, StorageSpace::NodeState] {
+        let mut values: Vec<i64> = seen
+            .iter()
+            .filter(|(seen_in, _)| *seen_in == space)
+            .filter_map(|(_, after)| after.as_ref().and_then(Value::as_i64))
+            .collect();
+        values.sort_unstable();
+        assert_eq!(values, (1..=total).collect::<Vec<_>>(), "{space:?}");
+    }
+    for store in &stores {
+        assert_eq!(
+            store.storage_get(&flow_id, "count").await.unwrap(),
+            Some(json!(total))
+        );
+        assert_eq!(
+            store.node_states(&flow_id).await.unwrap()["count"],
+            json!(total)
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Run accounting
 // ---------------------------------------------------------------------------------------------
@@ -3075,6 +3259,7 @@ macro_rules! on_fresh_store {
             storage_round_trip_and_metadata,
             storage_caps,
             storage_batches_apply_in_order,
+            storage_get_and_modify,
             accounting_stats,
             accounting_errors,
             accounting_logs,
@@ -3131,6 +3316,13 @@ mod sqlite {
         super::concurrent_writes(Arc::clone(&fresh.store)).await;
         fresh.store.close().await.expect("close");
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_increments() {
+        let fresh = fresh().await;
+        super::concurrent_increments(vec![fresh.store.clone(), fresh.store.clone()]).await;
+        fresh.store.close().await.expect("close");
+    }
 }
 
 /// Each test has a schema of its own (dropped after it) in the database at
@@ -3180,6 +3372,17 @@ mod postgres {
         let fresh = fresh().await;
         super::concurrent_writes(Arc::clone(&fresh.store)).await;
         fresh.store.close().await.expect("close");
+    }
+
+    /// Two pools on one schema, as two flowd processes have.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_increments() {
+        let schema = scratch().await;
+        let stores = vec![open(schema.name()).await, open(schema.name()).await];
+        super::concurrent_increments(stores.clone()).await;
+        for store in stores {
+            store.close().await.expect("close");
+        }
     }
 
     /// Several processes starting at once on a new schema: one creates it and migrates, the

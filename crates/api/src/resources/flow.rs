@@ -1,8 +1,8 @@
 //! `/applications/{applicationId}/flows/{flowId}`: the Flow resource of the seed — get, patch,
 //! delete, and the flow's persistent storage (get, set, clear, metadata).
 //!
-//! Storage goes through the engine's in-memory storage (the same one runs use), and a write
-//! is answered only once committed. Pressing a virtual button queues a run and answers at once
+//! Storage goes through the engine's storage, as runs reach it (its in-memory map, or the store
+//! itself in Shared mode), and a write is answered only once committed. Pressing a virtual button queues a run and answers at once
 //! (decision 4); errors, logs and stats come from [`crate::runs`].
 
 use crate::auth::Principal;
@@ -156,8 +156,8 @@ async fn storage_entries(
 ) -> ApiResult<Json<Value>> {
     who.require(Action::FlowGetStorageEntries, Some(&application_id))?;
     load(&state, &application_id, &flow_id).await?;
-    let storage = state.engine.storage().flow(&flow_id).await?;
-    Ok(Json(Value::Object(storage.entries())))
+    let storage = state.engine.storage().handle(&flow_id).await?;
+    Ok(Json(Value::Object(storage.entries().await?)))
 }
 
 async fn storage_metadata(
@@ -167,9 +167,10 @@ async fn storage_metadata(
 ) -> ApiResult<Json<Value>> {
     who.require(Action::FlowGetStorageEntriesMetadata, Some(&application_id))?;
     load(&state, &application_id, &flow_id).await?;
-    let (memory_used, keys_count) = state.engine.storage().flow(&flow_id).await?.metadata();
+    let storage = state.engine.storage().handle(&flow_id).await?;
+    let metadata = storage.metadata().await?;
     Ok(Json(
-        json!({ "memoryUsed": memory_used, "keysCount": keys_count }),
+        json!({ "memoryUsed": metadata.memory_used, "keysCount": metadata.keys_count }),
     ))
 }
 
@@ -184,15 +185,15 @@ async fn set_storage_entry(
     let entry = body.validated(SchemaName::FlowStorageEntry)?;
     let key = entry.get("key").and_then(Value::as_str).unwrap_or_default();
     check_key(key).map_err(|e| ApiError::validation(format!("key: {e}")))?;
-    let storage = state.engine.storage().flow(&flow_id).await?;
+    let storage = state.engine.storage().handle(&flow_id).await?;
     match entry.get("value") {
         // Decision 8: a key without a value deletes the entry.
         None => {
-            storage.remove(key);
+            storage.remove(key).await?;
         }
         Some(value) => {
             encode_value(key, value).map_err(|e| ApiError::validation(format!("value: {e}")))?;
-            storage.set(key, value.clone())?;
+            storage.set(key, value.clone()).await?;
         }
     }
     // Answer only once the write is committed (the durability contract).
@@ -207,7 +208,8 @@ async fn clear_storage_entries(
 ) -> ApiResult<Json<Value>> {
     who.require(Action::FlowClearStorageEntries, Some(&application_id))?;
     load(&state, &application_id, &flow_id).await?;
-    state.engine.storage().flow(&flow_id).await?.clear();
+    let storage = state.engine.storage().handle(&flow_id).await?;
+    storage.clear().await?;
     state.engine.storage().flush().await?;
     Ok(Json(json!({})))
 }

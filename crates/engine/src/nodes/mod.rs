@@ -249,6 +249,47 @@ impl<T: Clone> Setting<T> {
     }
 }
 
+/// What a storage node does once its storage operation has answered: the port it takes and
+/// what it writes to the payload. Cloned into the wait when the answer comes from the store
+/// (Shared mode), so it holds only what it writes with.
+pub(crate) trait AfterStorage<T>: Clone + Send + 'static {
+    fn port(&self, _answer: &T) -> usize {
+        0
+    }
+
+    fn apply(&self, answer: T, payload: &mut Value) -> Result<(), NodeError>;
+}
+
+/// Continues a storage node with `answer`: inline when storage answered at once (Cached mode:
+/// no future, no allocation), otherwise as a wait whose resume applies it.
+pub(crate) fn continue_after_storage<T: Send + 'static>(
+    answer: crate::storage::StorageAnswer<T>,
+    after: &impl AfterStorage<T>,
+    payload: &mut Value,
+) -> Result<Outcome, NodeError> {
+    match answer {
+        crate::storage::StorageAnswer::Now(answer) => {
+            let answer = answer?;
+            let port = after.port(&answer);
+            after.apply(answer, payload)?;
+            Ok(Outcome::Port(port))
+        }
+        crate::storage::StorageAnswer::Later(future) => {
+            let after = after.clone();
+            Ok(Outcome::Wait(Box::pin(async move {
+                let answer = future.await?;
+                Ok(crate::node::Resume {
+                    port: after.port(&answer),
+                    update: Some(Box::new(move |payload: &mut Value| {
+                        after.apply(answer, payload)
+                    })),
+                    logs: Vec::new(),
+                })
+            })))
+        }
+    }
+}
+
 /// How an action a node waited for ends: its result goes to `result_path` (if any), its failure
 /// is handled per `errors` (halting unless `payloadPath`).
 pub(crate) fn resume_after(

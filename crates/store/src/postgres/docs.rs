@@ -19,6 +19,8 @@ pub(crate) struct Postgres;
 impl SqlDialect for Postgres {
     const INSERTION_ORDER: &'static str = "seq";
 
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
+
     fn placeholder(n: usize) -> String {
         format!("${n}")
     }

@@ -87,13 +87,13 @@ fn insert_error(table: &str, e: tokio_postgres::Error) -> StoreError {
 }
 
 /// Locks a flow's row until the transaction ends, so that writes which read before they write
-/// (caps, version names) take turns per flow. Rows referencing the flow can still be inserted.
-async fn lock_flow(tx: &impl GenericClient, flow_id: &str) -> StoreResult<()> {
+/// (caps, version names, read-modify-writes) take turns per flow. Rows referencing the flow can
+/// still be inserted. Returns whether the flow exists.
+async fn lock_flow(tx: &impl GenericClient, flow_id: &str) -> StoreResult<bool> {
     let statement = tx
         .prepare_cached("SELECT 1 FROM flows WHERE id = $1 FOR NO KEY UPDATE")
         .await?;
-    tx.query_opt(&statement, &[&flow_id]).await?;
-    Ok(())
+    Ok(tx.query_opt(&statement, &[&flow_id]).await?.is_some())
 }
 
 /// Which of `flow_ids` exist, their rows locked `FOR KEY SHARE` until the transaction ends: no

@@ -1,6 +1,8 @@
 //! Workflow storage and node state in PostgreSQL. A single write checks the caps and writes in
 //! one transaction, holding a lock on the flow's row, so that concurrent writers to one flow
-//! cannot both take its last free slot. A batch is reduced to what it leaves behind
+//! cannot both take its last free slot. A read-modify-write also locks the entry's row
+//! (`SELECT … FOR UPDATE`), so that writes which do not lock the flow (deletes, clears,
+//! batches) cannot come between its read and its write either. A batch is reduced to what it leaves behind
 //! ([`StoragePlan`]) and written a table at a time: a statement each for clears, deletes,
 //! entries and node states, however many writes the batch holds.
 
@@ -9,10 +11,13 @@ use super::{existing_flows, lock_flow, PostgresStore};
 use crate::shared::documents::parse_doc;
 use crate::shared::sql::ResultRow;
 use crate::shared::storage::{
-    check_caps, delete_sql, entries_sql, entry_size_sql, flows_written, metadata_from,
-    metadata_sql, upsert_sql, EntryTable, StoragePlan,
+    delete_sql, entries_sql, entry_size_sql, flows_written, metadata_from, metadata_sql,
+    upsert_sql, value_sql, Modification, StoragePlan,
 };
-use crate::{StorageCaps, StorageMetadata, StorageStore, StorageWrite, StoreResult};
+use crate::{
+    StorageCaps, StorageMetadata, StorageSpace, StorageStore, StorageUpdate, StorageWrite,
+    StoreResult,
+};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use serde_json::{Map, Value};
@@ -26,8 +31,8 @@ async fn metadata(client: &impl GenericClient, flow_id: &str) -> StoreResult<Sto
 }
 
 impl PostgresStore {
-    async fn entries(&self, table: EntryTable, flow_id: &str) -> StoreResult<Map<String, Value>> {
-        let query = entries_sql::<Postgres>(table, flow_id);
+    async fn entries(&self, space: StorageSpace, flow_id: &str) -> StoreResult<Map<String, Value>> {
+        let query = entries_sql::<Postgres>(space, flow_id);
         let rows = select(&self.client().await?, &query, |row| {
             Ok((row.text(0)?, parse_doc(&row.text(1)?)?))
         })
@@ -39,7 +44,7 @@ impl PostgresStore {
 /// Upserts (flow, key, value) triples into `table` in one statement.
 async fn upsert_all(
     tx: &impl GenericClient,
-    table: EntryTable,
+    space: StorageSpace,
     entries: &[(String, String, String)],
 ) -> StoreResult<()> {
     if entries.is_empty() {
@@ -53,7 +58,7 @@ async fn upsert_all(
             "INSERT INTO {} (flow_id, key, value) \
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) \
              ON CONFLICT (flow_id, key) DO UPDATE SET value = excluded.value",
-            table.name()
+            space.table()
         ))
         .await?;
     tx.execute(&statement, &[&flows, &keys, &values]).await?;
@@ -63,7 +68,48 @@ async fn upsert_all(
 #[async_trait]
 impl StorageStore for PostgresStore {
     async fn storage_entries(&self, flow_id: &str) -> StoreResult<Map<String, Value>> {
-        self.entries(EntryTable::Storage, flow_id).await
+        self.entries(StorageSpace::Storage, flow_id).await
+    }
+
+    async fn storage_get(&self, flow_id: &str, key: &str) -> StoreResult<Option<Value>> {
+        let query = value_sql::<Postgres>(StorageSpace::Storage, flow_id, key, false);
+        let found = select(&self.client().await?, &query, |row| row.text(0)).await?;
+        found.first().map(|json| parse_doc(json)).transpose()
+    }
+
+    async fn storage_modify(
+        &self,
+        flow_id: &str,
+        key: &str,
+        space: StorageSpace,
+        update: StorageUpdate,
+        caps: StorageCaps,
+    ) -> StoreResult<Option<Value>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let exists = lock_flow(&tx, flow_id).await?;
+        let current = select(
+            &tx,
+            &value_sql::<Postgres>(space, flow_id, key, true),
+            |row| row.text(0),
+        )
+        .await?;
+        let modification = Modification::decide::<Postgres>(
+            space,
+            flow_id,
+            key,
+            exists,
+            current.into_iter().next(),
+            update,
+        )?;
+        if modification.counts_against_caps() {
+            modification.check_caps(key, metadata(&tx, flow_id).await?, caps)?;
+        }
+        if let Some(write) = &modification.write {
+            execute(&tx, write).await?;
+        }
+        tx.commit().await?;
+        Ok(modification.after)
     }
 
     async fn storage_metadata(&self, flow_id: &str) -> StoreResult<StorageMetadata> {
@@ -86,10 +132,10 @@ impl StorageStore for PostgresStore {
         })
         .await?;
         let replaced = replaced.first().map(|size| (*size).max(0) as u64);
-        check_caps(current, replaced, key, value_json, caps)?;
+        caps.check(current, replaced, key, value_json)?;
         execute(
             &tx,
-            &upsert_sql::<Postgres>(EntryTable::Storage, flow_id, key, value_json),
+            &upsert_sql::<Postgres>(StorageSpace::Storage, flow_id, key, value_json),
         )
         .await?;
         tx.commit().await?;
@@ -97,14 +143,14 @@ impl StorageStore for PostgresStore {
     }
 
     async fn storage_delete(&self, flow_id: &str, key: &str) -> StoreResult<bool> {
-        let query = delete_sql::<Postgres>(flow_id, Some(key));
+        let query = delete_sql::<Postgres>(StorageSpace::Storage, flow_id, Some(key));
         Ok(execute(&self.client().await?, &query).await? > 0)
     }
 
     async fn storage_clear(&self, flow_id: &str) -> StoreResult<()> {
         execute(
             &self.client().await?,
-            &delete_sql::<Postgres>(flow_id, None),
+            &delete_sql::<Postgres>(StorageSpace::Storage, flow_id, None),
         )
         .await?;
         Ok(())
@@ -136,13 +182,13 @@ impl StorageStore for PostgresStore {
                 .await?;
             tx.execute(&statement, &[&flows, &keys]).await?;
         }
-        upsert_all(&tx, EntryTable::Storage, &plan.set).await?;
-        upsert_all(&tx, EntryTable::NodeState, &plan.node_states).await?;
+        upsert_all(&tx, StorageSpace::Storage, &plan.set).await?;
+        upsert_all(&tx, StorageSpace::NodeState, &plan.node_states).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn node_states(&self, flow_id: &str) -> StoreResult<Map<String, Value>> {
-        self.entries(EntryTable::NodeState, flow_id).await
+        self.entries(StorageSpace::NodeState, flow_id).await
     }
 }

@@ -434,6 +434,7 @@ mod tests {
     struct Numbered;
     impl SqlDialect for Numbered {
         const INSERTION_ORDER: &'static str = "seq";
+        const LOCK_ROWS: &'static str = " FOR UPDATE";
         fn placeholder(n: usize) -> String {
             format!("${n}")
         }

@@ -11,6 +11,10 @@ pub(crate) trait SqlDialect {
     /// The column that orders `run_errors` and `run_logs` rows by insertion (ties in time).
     const INSERTION_ORDER: &'static str;
 
+    /// What a `SELECT` ends with to lock the rows it reads until the transaction ends (empty
+    /// where one writer connection already serializes writes).
+    const LOCK_ROWS: &'static str;
+
     /// The placeholder of the `n`th parameter, counted from 1.
     fn placeholder(n: usize) -> String;
 

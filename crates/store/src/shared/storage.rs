@@ -3,39 +3,47 @@
 //! bytes of its compact JSON value — and the caps a write must stay within), the statements, and
 //! [`StoragePlan`], which reduces a batch of writes to what it leaves behind.
 
+use super::documents::parse_doc;
 use super::sql::{sum_int, QueryBuilder, SqlDialect, SqlQuery};
-use crate::{StorageCaps, StorageMetadata, StorageWrite, StoreError, StoreResult};
+use crate::{
+    StorageCaps, StorageChange, StorageMetadata, StorageSpace, StorageUpdate, StorageWrite,
+    StoreError, StoreResult,
+};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Refuses a write of `key` = `value_json` that would take a flow's storage past `caps`, given
-/// what it holds now (`current`) and the size of the entry it replaces, if any.
-pub(crate) fn check_caps(
-    current: StorageMetadata,
-    replaced_size: Option<u64>,
-    key: &str,
-    value_json: &str,
-    caps: StorageCaps,
-) -> StoreResult<()> {
-    let new_size = (key.len() + value_json.len()) as u64;
-    let keys_after = current.keys_count + u64::from(replaced_size.is_none());
-    let bytes_after = current
-        .memory_used
-        .saturating_sub(replaced_size.unwrap_or(0))
-        .saturating_add(new_size);
-    if keys_after > caps.max_keys {
-        return Err(StoreError::LimitExceeded(format!(
-            "workflow storage is limited to {} keys",
-            caps.max_keys
-        )));
+impl StorageCaps {
+    /// Refuses a write of `key` = `value_json` that would take a flow's storage past the caps,
+    /// given what it holds now (`current`) and the size of the entry it replaces, if any. The
+    /// engine checks its in-memory storage with this too, so both refuse alike.
+    pub fn check(
+        self,
+        current: StorageMetadata,
+        replaced_size: Option<u64>,
+        key: &str,
+        value_json: &str,
+    ) -> StoreResult<()> {
+        let new_size = flowd_model::storage::entry_size(key, value_json);
+        let keys_after = current.keys_count + u64::from(replaced_size.is_none());
+        let bytes_after = current
+            .memory_used
+            .saturating_sub(replaced_size.unwrap_or(0))
+            .saturating_add(new_size);
+        if keys_after > self.max_keys {
+            return Err(StoreError::LimitExceeded(format!(
+                "workflow storage is limited to {} keys",
+                self.max_keys
+            )));
+        }
+        if bytes_after > self.max_bytes {
+            return Err(StoreError::LimitExceeded(format!(
+                "workflow storage is limited to {} bytes (keys plus JSON values); this write \
+                 would make it {bytes_after}",
+                self.max_bytes
+            )));
+        }
+        Ok(())
     }
-    if bytes_after > caps.max_bytes {
-        return Err(StoreError::LimitExceeded(format!(
-            "workflow storage is limited to {} bytes (keys plus JSON values); this write \
-             would make it {bytes_after}",
-            caps.max_bytes
-        )));
-    }
-    Ok(())
 }
 
 /// Metadata from a byte total and a key count as the database returns them.
@@ -46,20 +54,12 @@ pub(crate) fn metadata_from(bytes: i64, keys: i64) -> StorageMetadata {
     }
 }
 
-/// The two key–value tables of a flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EntryTable {
-    /// Workflow storage: listed, counted against the caps.
-    Storage,
-    /// Node state (Latch, Throttle, On Change memory).
-    NodeState,
-}
-
-impl EntryTable {
-    pub fn name(self) -> &'static str {
+impl StorageSpace {
+    /// The table that holds the space's entries.
+    pub(crate) fn table(self) -> &'static str {
         match self {
-            EntryTable::Storage => "storage_entries",
-            EntryTable::NodeState => "node_state",
+            StorageSpace::Storage => "storage_entries",
+            StorageSpace::NodeState => "node_state",
         }
     }
 }
@@ -93,19 +93,37 @@ pub(crate) fn entry_size_sql<D: SqlDialect>(flow_id: &str, key: &str) -> SqlQuer
 }
 
 /// Every entry of a flow's table, by key (byte order).
-pub(crate) fn entries_sql<D: SqlDialect>(table: EntryTable, flow_id: &str) -> SqlQuery {
+pub(crate) fn entries_sql<D: SqlDialect>(space: StorageSpace, flow_id: &str) -> SqlQuery {
     let mut query = QueryBuilder::<D>::new();
     let sql = format!(
         "SELECT key, value FROM {} WHERE flow_id = {} ORDER BY key",
-        table.name(),
+        space.table(),
         query.text(flow_id)
+    );
+    query.finish(sql)
+}
+
+/// One entry's value; with `lock`, its row is locked until the transaction ends.
+pub(crate) fn value_sql<D: SqlDialect>(
+    space: StorageSpace,
+    flow_id: &str,
+    key: &str,
+    lock: bool,
+) -> SqlQuery {
+    let mut query = QueryBuilder::<D>::new();
+    let sql = format!(
+        "SELECT value FROM {} WHERE flow_id = {} AND key = {}{}",
+        space.table(),
+        query.text(flow_id),
+        query.text(key),
+        if lock { D::LOCK_ROWS } else { "" }
     );
     query.finish(sql)
 }
 
 /// Inserts or replaces one entry.
 pub(crate) fn upsert_sql<D: SqlDialect>(
-    table: EntryTable,
+    space: StorageSpace,
     flow_id: &str,
     key: &str,
     value_json: &str,
@@ -114,7 +132,7 @@ pub(crate) fn upsert_sql<D: SqlDialect>(
     let sql = format!(
         "INSERT INTO {} (flow_id, key, value) VALUES ({}, {}, {}) \
          ON CONFLICT (flow_id, key) DO UPDATE SET value = excluded.value",
-        table.name(),
+        space.table(),
         query.text(flow_id),
         query.text(key),
         query.text(value_json)
@@ -122,17 +140,102 @@ pub(crate) fn upsert_sql<D: SqlDialect>(
     query.finish(sql)
 }
 
-/// Deletes one storage entry (`Some(key)`) or all of a flow's (`None`).
-pub(crate) fn delete_sql<D: SqlDialect>(flow_id: &str, key: Option<&str>) -> SqlQuery {
+/// Deletes one entry (`Some(key)`) or all of a flow's (`None`).
+pub(crate) fn delete_sql<D: SqlDialect>(
+    space: StorageSpace,
+    flow_id: &str,
+    key: Option<&str>,
+) -> SqlQuery {
     let mut query = QueryBuilder::<D>::new();
     let mut sql = format!(
-        "DELETE FROM storage_entries WHERE flow_id = {}",
+        "DELETE FROM {} WHERE flow_id = {}",
+        space.table(),
         query.text(flow_id)
     );
     if let Some(key) = key {
         sql.push_str(&format!(" AND key = {}", query.text(key)));
     }
     query.finish(sql)
+}
+
+/// A read-modify-write ([`crate::StorageStore::storage_modify`]) between its read and its
+/// write: what the update decided, and what writing it takes. Each backend reads the entry
+/// (locked) and whether the flow exists, makes this, checks the caps when it
+/// [counts against them](Self::counts_against_caps), runs [`write`](Self::write) and answers
+/// [`after`](Self::after).
+pub(crate) struct Modification {
+    /// The statement that makes the change; `None` when nothing changes.
+    pub write: Option<SqlQuery>,
+    /// For a `Set` in workflow storage: the size of the entry it replaces (`None` for a new
+    /// key) and the new value's compact JSON, which the caps are checked with.
+    caps_check: Option<(Option<u64>, String)>,
+    /// The entry's value afterwards.
+    pub after: Option<Value>,
+}
+
+impl Modification {
+    /// Runs `update` on the entry whose stored JSON is `current_json`. A flow that does not
+    /// `exist` keeps nothing: the update runs all the same, and nothing is written.
+    pub fn decide<D: SqlDialect>(
+        space: StorageSpace,
+        flow_id: &str,
+        key: &str,
+        exists: bool,
+        current_json: Option<String>,
+        update: StorageUpdate,
+    ) -> StoreResult<Modification> {
+        let current = current_json.as_deref().map(parse_doc).transpose()?;
+        let change = update(current.clone());
+        if !exists {
+            return Ok(Modification {
+                write: None,
+                caps_check: None,
+                after: None,
+            });
+        }
+        Ok(match change {
+            StorageChange::Keep => Modification {
+                write: None,
+                caps_check: None,
+                after: current,
+            },
+            StorageChange::Delete => Modification {
+                write: current_json
+                    .is_some()
+                    .then(|| delete_sql::<D>(space, flow_id, Some(key))),
+                caps_check: None,
+                after: None,
+            },
+            StorageChange::Set(value) => {
+                let value_json = value.to_string();
+                let replaced =
+                    current_json.map(|json| flowd_model::storage::entry_size(key, &json));
+                Modification {
+                    write: Some(upsert_sql::<D>(space, flow_id, key, &value_json)),
+                    caps_check: (space == StorageSpace::Storage).then_some((replaced, value_json)),
+                    after: Some(value),
+                }
+            }
+        })
+    }
+
+    /// Whether the write must be checked against the caps (with the flow's metadata).
+    pub fn counts_against_caps(&self) -> bool {
+        self.caps_check.is_some()
+    }
+
+    /// Refuses the write if it would take a flow holding `current` past `caps`.
+    pub fn check_caps(
+        &self,
+        key: &str,
+        current: StorageMetadata,
+        caps: StorageCaps,
+    ) -> StoreResult<()> {
+        match &self.caps_check {
+            Some((replaced, value_json)) => caps.check(current, *replaced, key, value_json),
+            None => Ok(()),
+        }
+    }
 }
 
 /// What a batch of [`StorageWrite`]s leaves behind, as sets of writes that no longer depend on

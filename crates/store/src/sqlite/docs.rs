@@ -15,6 +15,9 @@ pub(crate) struct Sqlite;
 impl SqlDialect for Sqlite {
     const INSERTION_ORDER: &'static str = "rowid";
 
+    /// None needed: every write runs on the one writer connection, in a transaction.
+    const LOCK_ROWS: &'static str = "";
+
     fn placeholder(n: usize) -> String {
         format!("?{n}")
     }

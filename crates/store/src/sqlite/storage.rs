@@ -1,16 +1,19 @@
-//! Workflow storage and node state in SQLite. Single writes check the caps in the same
-//! transaction as they write (the one writer connection serializes them); batches are applied
-//! write by write, in order, skipping flows that no longer exist.
+//! Workflow storage and node state in SQLite. Single writes, and read-modify-writes, read and
+//! check the caps in the same transaction as they write (the one writer connection serializes
+//! them); batches are applied write by write, in order, skipping flows that no longer exist.
 
 use super::docs::{execute, select, Sqlite};
 use super::SqliteStore;
 use crate::shared::documents::parse_doc;
 use crate::shared::sql::ResultRow;
 use crate::shared::storage::{
-    check_caps, delete_sql, entries_sql, entry_size_sql, metadata_from, metadata_sql, upsert_sql,
-    EntryTable,
+    delete_sql, entries_sql, entry_size_sql, metadata_from, metadata_sql, upsert_sql, value_sql,
+    Modification,
 };
-use crate::{StorageCaps, StorageMetadata, StorageStore, StorageWrite, StoreResult};
+use crate::{
+    StorageCaps, StorageMetadata, StorageSpace, StorageStore, StorageUpdate, StorageWrite,
+    StoreResult,
+};
 use async_trait::async_trait;
 use rusqlite::Connection;
 use serde_json::{Map, Value};
@@ -22,8 +25,12 @@ fn metadata(conn: &Connection, flow_id: &str) -> StoreResult<StorageMetadata> {
     Ok(rows.into_iter().next().unwrap_or_default())
 }
 
-fn entries(conn: &Connection, table: EntryTable, flow_id: &str) -> StoreResult<Map<String, Value>> {
-    let rows = select(conn, &entries_sql::<Sqlite>(table, flow_id), |row| {
+fn entries(
+    conn: &Connection,
+    space: StorageSpace,
+    flow_id: &str,
+) -> StoreResult<Map<String, Value>> {
+    let rows = select(conn, &entries_sql::<Sqlite>(space, flow_id), |row| {
         Ok((row.text(0)?, parse_doc(&row.text(1)?)?))
     })?;
     Ok(rows.into_iter().collect())
@@ -33,8 +40,54 @@ fn entries(conn: &Connection, table: EntryTable, flow_id: &str) -> StoreResult<M
 impl StorageStore for SqliteStore {
     async fn storage_entries(&self, flow_id: &str) -> StoreResult<Map<String, Value>> {
         let flow_id = flow_id.to_owned();
-        self.read(move |conn| entries(conn, EntryTable::Storage, &flow_id))
+        self.read(move |conn| entries(conn, StorageSpace::Storage, &flow_id))
             .await
+    }
+
+    async fn storage_get(&self, flow_id: &str, key: &str) -> StoreResult<Option<Value>> {
+        let query = value_sql::<Sqlite>(StorageSpace::Storage, flow_id, key, false);
+        self.read(move |conn| {
+            let found = select(conn, &query, |row| row.text(0))?;
+            found.first().map(|json| parse_doc(json)).transpose()
+        })
+        .await
+    }
+
+    async fn storage_modify(
+        &self,
+        flow_id: &str,
+        key: &str,
+        space: StorageSpace,
+        update: StorageUpdate,
+        caps: StorageCaps,
+    ) -> StoreResult<Option<Value>> {
+        let (flow_id, key) = (flow_id.to_owned(), key.to_owned());
+        self.write(move |tx| {
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM flows WHERE id = ?1")?
+                .exists([&flow_id])?;
+            let current = select(
+                tx,
+                &value_sql::<Sqlite>(space, &flow_id, &key, true),
+                |row| row.text(0),
+            )?;
+            let modification = Modification::decide::<Sqlite>(
+                space,
+                &flow_id,
+                &key,
+                exists,
+                current.into_iter().next(),
+                update,
+            )?;
+            if modification.counts_against_caps() {
+                modification.check_caps(&key, metadata(tx, &flow_id)?, caps)?;
+            }
+            if let Some(write) = &modification.write {
+                execute(tx, write)?;
+            }
+            Ok(modification.after)
+        })
+        .await
     }
 
     async fn storage_metadata(&self, flow_id: &str) -> StoreResult<StorageMetadata> {
@@ -57,10 +110,10 @@ impl StorageStore for SqliteStore {
                 row.int(0)
             })?;
             let replaced = replaced.first().map(|size| (*size).max(0) as u64);
-            check_caps(current, replaced, &key, &value_json, caps)?;
+            caps.check(current, replaced, &key, &value_json)?;
             execute(
                 tx,
-                &upsert_sql::<Sqlite>(EntryTable::Storage, &flow_id, &key, &value_json),
+                &upsert_sql::<Sqlite>(StorageSpace::Storage, &flow_id, &key, &value_json),
             )?;
             Ok(())
         })
@@ -69,14 +122,22 @@ impl StorageStore for SqliteStore {
 
     async fn storage_delete(&self, flow_id: &str, key: &str) -> StoreResult<bool> {
         let (flow_id, key) = (flow_id.to_owned(), key.to_owned());
-        self.write(move |tx| Ok(execute(tx, &delete_sql::<Sqlite>(&flow_id, Some(&key)))? > 0))
-            .await
+        self.write(move |tx| {
+            Ok(execute(
+                tx,
+                &delete_sql::<Sqlite>(StorageSpace::Storage, &flow_id, Some(&key)),
+            )? > 0)
+        })
+        .await
     }
 
     async fn storage_clear(&self, flow_id: &str) -> StoreResult<()> {
         let flow_id = flow_id.to_owned();
         self.write(move |tx| {
-            execute(tx, &delete_sql::<Sqlite>(&flow_id, None))?;
+            execute(
+                tx,
+                &delete_sql::<Sqlite>(StorageSpace::Storage, &flow_id, None),
+            )?;
             Ok(())
         })
         .await
@@ -129,7 +190,7 @@ impl StorageStore for SqliteStore {
 
     async fn node_states(&self, flow_id: &str) -> StoreResult<Map<String, Value>> {
         let flow_id = flow_id.to_owned();
-        self.read(move |conn| entries(conn, EntryTable::NodeState, &flow_id))
+        self.read(move |conn| entries(conn, StorageSpace::NodeState, &flow_id))
             .await
     }
 }

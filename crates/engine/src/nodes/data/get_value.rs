@@ -5,7 +5,10 @@
 
 use crate::error::{CompileError, NodeError};
 use crate::node::{CompiledNodeType, Node, NodeContext, NodeSpec, Outcome};
-use crate::nodes::{json_template, path, render, render_json, render_required, template};
+use crate::nodes::{
+    continue_after_storage, json_template, path, render, render_json, render_required, template,
+    AfterStorage,
+};
 use crate::path::PayloadPath;
 use crate::template::{JsonTemplate, Template};
 use serde::Deserialize;
@@ -22,6 +25,7 @@ pub(crate) struct Config {
     get_all: bool,
 }
 
+#[derive(Clone)]
 enum Default {
     None,
     Template(Template),
@@ -32,8 +36,35 @@ enum Default {
 pub struct GetValue {
     /// `None` with `getAll`.
     key: Option<Template>,
+    placement: Placement,
+}
+
+/// Where what was read goes, and what goes there when the key is missing.
+#[derive(Clone)]
+struct Placement {
     destination: PayloadPath,
     default: Default,
+}
+
+impl AfterStorage<Option<Value>> for Placement {
+    fn apply(&self, found: Option<Value>, payload: &mut Value) -> Result<(), NodeError> {
+        let value = match found {
+            Some(value) => Some(value),
+            None => match &self.default {
+                Default::None => None,
+                Default::Template(t) => Some(Value::String(render(t, payload)?)),
+                Default::Json(t) => Some(render_json(t, payload)?),
+                Default::Path(p) => p.get(payload).map(|v| v.into_owned()),
+            },
+        };
+        match value {
+            Some(value) => self.destination.set(payload, value),
+            None => {
+                self.destination.remove(payload);
+            }
+        }
+        Ok(())
+    }
 }
 
 pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
@@ -68,8 +99,10 @@ pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
     Ok(CompiledNodeType::new(
         GetValue {
             key,
-            destination: path(spec, "valuePath", &config.value_path)?,
-            default,
+            placement: Placement {
+                destination: path(spec, "valuePath", &config.value_path)?,
+                default,
+            },
         },
         1,
     )
@@ -80,25 +113,12 @@ impl Node for GetValue {
     fn execute(&self, cx: &mut NodeContext<'_>, payload: &mut Value) -> Result<Outcome, NodeError> {
         let storage = cx.storage()?;
         let found = match &self.key {
-            None => Some(Value::Object(storage.entries())),
+            None => storage
+                .entries()
+                .map(|entries| Some(Value::Object(entries))),
             Some(key) => storage.get(&render_required(key, "keyName", payload)?),
         };
-        let value = match found {
-            Some(value) => Some(value),
-            None => match &self.default {
-                Default::None => None,
-                Default::Template(t) => Some(Value::String(render(t, payload)?)),
-                Default::Json(t) => Some(render_json(t, payload)?),
-                Default::Path(p) => p.get(payload).map(|v| v.into_owned()),
-            },
-        };
-        match value {
-            Some(value) => self.destination.set(payload, value),
-            None => {
-                self.destination.remove(payload);
-            }
-        }
-        Ok(Outcome::Port(0))
+        continue_after_storage(found, &self.placement, payload)
     }
 }
 
@@ -113,69 +133,68 @@ mod tests {
     }
 
     fn seed(h: &Harness) {
-        h.runtime.block_on(async {
-            let storage = h.services.storage.flow(&h.flow_id).await.unwrap();
-            storage.set("count-b", json!(7)).unwrap();
-            storage.set("name", json!("pump")).unwrap();
-        });
+        h.store("count-b", json!(7));
+        h.store("name", json!("pump"));
     }
 
     #[test]
     fn reads_a_key_or_all() {
-        let h = Harness::new();
-        seed(&h);
-        let out = get(
-            &h,
-            json!({"keyName": "count-{{triggerId}}", "valuePath": "working.n"}),
-            json!({"triggerId": "b"}),
-        );
-        assert_eq!(out["working"]["n"], json!(7));
-        let out = get(
-            &h,
-            json!({"getAll": true, "valuePath": "working.all"}),
-            json!({}),
-        );
-        assert_eq!(out["working"]["all"], json!({"count-b": 7, "name": "pump"}));
+        for h in Harness::in_each_storage_mode() {
+            seed(&h);
+            let out = get(
+                &h,
+                json!({"keyName": "count-{{triggerId}}", "valuePath": "working.n"}),
+                json!({"triggerId": "b"}),
+            );
+            assert_eq!(out["working"]["n"], json!(7));
+            let out = get(
+                &h,
+                json!({"getAll": true, "valuePath": "working.all"}),
+                json!({}),
+            );
+            assert_eq!(out["working"]["all"], json!({"count-b": 7, "name": "pump"}));
+        }
     }
 
     #[test]
     fn defaults_apply_only_to_missing_keys() {
-        let h = Harness::new();
-        seed(&h);
-        let p = json!({"data": {"fallback": [1, 2]}, "working": {"n": "old"}});
-        let out = get(
-            &h,
-            json!({"keyName": "nope", "valuePath": "working.n"}),
-            p.clone(),
-        );
-        assert!(
-            out["working"].get("n").is_none(),
-            "no default leaves it undefined"
-        );
-        let out = get(
-            &h,
-            json!({"keyName": "nope", "valuePath": "working.n", "defaultValue": "0", "defaultValueType": "json"}),
-            p.clone(),
-        );
-        assert_eq!(out["working"]["n"], json!(0));
-        let out = get(
-            &h,
-            json!({"keyName": "nope", "valuePath": "working.n", "defaultValue": "x{{data.fallback}}"}),
-            p.clone(),
-        );
-        assert_eq!(out["working"]["n"], json!("x1,2"));
-        let out = get(
-            &h,
-            json!({"keyName": "nope", "valuePath": "working.n", "defaultValue": "data.fallback", "defaultValueType": "path"}),
-            p.clone(),
-        );
-        assert_eq!(out["working"]["n"], json!([1, 2]));
-        let out = get(
-            &h,
-            json!({"keyName": "name", "valuePath": "working.n", "defaultValue": "0", "defaultValueType": "json"}),
-            p,
-        );
-        assert_eq!(out["working"]["n"], json!("pump"));
+        for h in Harness::in_each_storage_mode() {
+            seed(&h);
+            let p = json!({"data": {"fallback": [1, 2]}, "working": {"n": "old"}});
+            let out = get(
+                &h,
+                json!({"keyName": "nope", "valuePath": "working.n"}),
+                p.clone(),
+            );
+            assert!(
+                out["working"].get("n").is_none(),
+                "no default leaves it undefined"
+            );
+            let out = get(
+                &h,
+                json!({"keyName": "nope", "valuePath": "working.n", "defaultValue": "0", "defaultValueType": "json"}),
+                p.clone(),
+            );
+            assert_eq!(out["working"]["n"], json!(0));
+            let out = get(
+                &h,
+                json!({"keyName": "nope", "valuePath": "working.n", "defaultValue": "x{{data.fallback}}"}),
+                p.clone(),
+            );
+            assert_eq!(out["working"]["n"], json!("x1,2"));
+            let out = get(
+                &h,
+                json!({"keyName": "nope", "valuePath": "working.n", "defaultValue": "data.fallback", "defaultValueType": "path"}),
+                p.clone(),
+            );
+            assert_eq!(out["working"]["n"], json!([1, 2]));
+            let out = get(
+                &h,
+                json!({"keyName": "name", "valuePath": "working.n", "defaultValue": "0", "defaultValueType": "json"}),
+                p,
+            );
+            assert_eq!(out["working"]["n"], json!("pump"));
+        }
     }
 
     #[test]

@@ -11,7 +11,10 @@
 
 use crate::error::{CompileError, ErrorName, NodeError};
 use crate::node::{CompiledNodeType, Node, NodeContext, NodeSpec, Outcome};
-use crate::nodes::{json_template, optional_path, render, render_json, render_required, template};
+use crate::nodes::{
+    continue_after_storage, json_template, optional_path, render, render_json, render_required,
+    template, AfterStorage,
+};
 use crate::path::PayloadPath;
 use crate::template::{JsonTemplate, Template};
 use crate::value::{number_to_json, string_to_number};
@@ -45,7 +48,25 @@ enum Operation {
 pub struct StoreValue {
     key: Template,
     operation: Operation,
-    result: Option<PayloadPath>,
+    result: ResultPath,
+}
+
+/// Where the stored value, the new value or the previous value goes, if anywhere.
+#[derive(Clone)]
+struct ResultPath(Option<PayloadPath>);
+
+impl AfterStorage<Option<Value>> for ResultPath {
+    fn apply(&self, result: Option<Value>, payload: &mut Value) -> Result<(), NodeError> {
+        if let Some(path) = &self.0 {
+            match result {
+                Some(value) => path.set(payload, value),
+                None => {
+                    path.remove(payload);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `value` is usually a string; older exports sometimes hold a bare number.
@@ -90,7 +111,11 @@ pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
         StoreValue {
             key: template(spec, "keyName", &config.key_name)?,
             operation,
-            result: optional_path(spec, "resultPath", config.result_path.as_deref())?,
+            result: ResultPath(optional_path(
+                spec,
+                "resultPath",
+                config.result_path.as_deref(),
+            )?),
         },
         1,
     )
@@ -113,7 +138,7 @@ impl Node for StoreValue {
     fn execute(&self, cx: &mut NodeContext<'_>, payload: &mut Value) -> Result<Outcome, NodeError> {
         let key = render_required(&self.key, "keyName", payload)?;
         let storage = cx.storage()?;
-        let result = match &self.operation {
+        let answer = match &self.operation {
             Operation::Clear => storage.remove(&key),
             Operation::Add { amount, sign } => {
                 let text = render(amount, payload)?;
@@ -122,8 +147,7 @@ impl Node for StoreValue {
                 } else {
                     number(&text, "the amount")?
                 };
-                let next = storage.increment(&key, sign * step)?;
-                number_to_json(next)
+                storage.increment(&key, sign * step).map(number_to_json)
             }
             operation => {
                 let value = match operation {
@@ -143,19 +167,10 @@ impl Node for StoreValue {
                     }
                     Operation::Clear | Operation::Add { .. } => unreachable!("handled above"),
                 };
-                storage.set(&key, value.clone())?;
-                Some(value)
+                storage.set(&key, value.clone()).map(|()| Some(value))
             }
         };
-        if let Some(path) = &self.result {
-            match result {
-                Some(value) => path.set(payload, value),
-                None => {
-                    path.remove(payload);
-                }
-            }
-        }
-        Ok(Outcome::Port(0))
+        continue_after_storage(answer, &self.result, payload)
     }
 }
 
@@ -170,128 +185,156 @@ mod tests {
         h.run(&node, payload).map(|(_, p)| p)
     }
 
-    fn stored(h: &Harness, key: &str) -> Option<Value> {
-        h.runtime
-            .block_on(async { h.services.storage.flow(&h.flow_id).await.unwrap().get(key) })
-    }
-
     #[test]
     fn every_value_type() {
-        let h = Harness::new();
-        let p = json!({"data": {"n": 4, "s": "x", "o": {"a": [1]}}});
-        store(
-            &h,
-            json!({"keyName": "t", "valueType": "template", "value": "n={{data.n}}"}),
-            p.clone(),
-        )
-        .unwrap();
-        assert_eq!(stored(&h, "t"), Some(json!("n=4")));
-        store(
-            &h,
-            json!({"keyName": "j", "valueType": "json", "value": "{\"n\": {{data.n}}}"}),
-            p.clone(),
-        )
-        .unwrap();
-        assert_eq!(stored(&h, "j"), Some(json!({"n": 4})));
-        store(
-            &h,
-            json!({"keyName": "num", "valueType": "number", "value": "{{data.n}}.5"}),
-            p.clone(),
-        )
-        .unwrap();
-        assert_eq!(stored(&h, "num"), Some(json!(4.5)));
-        let out = store(&h, json!({"keyName": "p", "valueType": "path", "valuePath": "data.o", "resultPath": "working.r"}), p.clone()).unwrap();
-        assert_eq!(stored(&h, "p"), Some(json!({"a": [1]})));
-        assert_eq!(out["working"]["r"], json!({"a": [1]}));
+        for h in Harness::in_each_storage_mode() {
+            let p = json!({"data": {"n": 4, "s": "x", "o": {"a": [1]}}});
+            store(
+                &h,
+                json!({"keyName": "t", "valueType": "template", "value": "n={{data.n}}"}),
+                p.clone(),
+            )
+            .unwrap();
+            assert_eq!(h.stored("t"), Some(json!("n=4")));
+            store(
+                &h,
+                json!({"keyName": "j", "valueType": "json", "value": "{\"n\": {{data.n}}}"}),
+                p.clone(),
+            )
+            .unwrap();
+            assert_eq!(h.stored("j"), Some(json!({"n": 4})));
+            store(
+                &h,
+                json!({"keyName": "num", "valueType": "number", "value": "{{data.n}}.5"}),
+                p.clone(),
+            )
+            .unwrap();
+            assert_eq!(h.stored("num"), Some(json!(4.5)));
+            let out = store(&h, json!({"keyName": "p", "valueType": "path", "valuePath": "data.o", "resultPath": "working.r"}), p.clone()).unwrap();
+            assert_eq!(h.stored("p"), Some(json!({"a": [1]})));
+            assert_eq!(out["working"]["r"], json!({"a": [1]}));
+        }
     }
 
     #[test]
     fn incr_decr_and_clear() {
-        let h = Harness::new();
-        let p = json!({"data": {}});
-        let config = json!({"keyName": "count-{{triggerId}}", "valueType": "incr", "value": "1", "resultPath": "working.count"});
-        let payload = json!({"triggerId": "b", "data": {}});
-        for expected in 1..=3 {
-            let out = store(&h, config.clone(), payload.clone()).unwrap();
-            assert_eq!(out["working"]["count"], json!(expected));
+        for h in Harness::in_each_storage_mode() {
+            let p = json!({"data": {}});
+            let config = json!({"keyName": "count-{{triggerId}}", "valueType": "incr", "value": "1", "resultPath": "working.count"});
+            let payload = json!({"triggerId": "b", "data": {}});
+            for expected in 1..=3 {
+                let out = store(&h, config.clone(), payload.clone()).unwrap();
+                assert_eq!(out["working"]["count"], json!(expected));
+            }
+            assert_eq!(h.stored("count-b"), Some(json!(3)));
+            store(
+                &h,
+                json!({"keyName": "count-b", "valueType": "decr", "value": "0.5"}),
+                p.clone(),
+            )
+            .unwrap();
+            assert_eq!(h.stored("count-b"), Some(json!(2.5)));
+            store(
+                &h,
+                json!({"keyName": "empty-step", "valueType": "incr"}),
+                p.clone(),
+            )
+            .unwrap();
+            assert_eq!(h.stored("empty-step"), Some(json!(1)));
+            let out = store(
+                &h,
+                json!({"keyName": "count-b", "valueType": "clear", "resultPath": "working.was"}),
+                p.clone(),
+            )
+            .unwrap();
+            assert_eq!(out["working"]["was"], json!(2.5));
+            assert_eq!(h.stored("count-b"), None);
         }
-        assert_eq!(stored(&h, "count-b"), Some(json!(3)));
-        store(
-            &h,
-            json!({"keyName": "count-b", "valueType": "decr", "value": "0.5"}),
-            p.clone(),
-        )
-        .unwrap();
-        assert_eq!(stored(&h, "count-b"), Some(json!(2.5)));
-        store(
-            &h,
-            json!({"keyName": "empty-step", "valueType": "incr"}),
-            p.clone(),
-        )
-        .unwrap();
-        assert_eq!(stored(&h, "empty-step"), Some(json!(1)));
-        let out = store(
-            &h,
-            json!({"keyName": "count-b", "valueType": "clear", "resultPath": "working.was"}),
-            p.clone(),
-        )
-        .unwrap();
-        assert_eq!(out["working"]["was"], json!(2.5));
-        assert_eq!(stored(&h, "count-b"), None);
     }
 
     #[test]
     fn failures_halt() {
-        let h = Harness::new();
-        let p = json!({"data": {"s": "abc"}});
-        store(
-            &h,
-            json!({"keyName": "s", "valueType": "template", "value": "text"}),
-            p.clone(),
-        )
-        .unwrap();
-        let e = store(
-            &h,
-            json!({"keyName": "s", "valueType": "incr", "value": "1"}),
-            p.clone(),
-        )
-        .unwrap_err();
-        assert_eq!(e.name, ErrorName::StorageError);
-        let e = store(
-            &h,
-            json!({"keyName": "n", "valueType": "number", "value": "{{data.s}}"}),
-            p.clone(),
-        )
-        .unwrap_err();
-        assert_eq!(e.name, ErrorName::ValidationError);
-        let e = store(
-            &h,
-            json!({"keyName": "{{data.none}}", "valueType": "template", "value": "x"}),
-            p.clone(),
-        )
-        .unwrap_err();
-        assert_eq!(e.name, ErrorName::TemplateError);
-        let e = store(
-            &h,
-            json!({"keyName": "big", "valueType": "template", "value": "x".repeat(17 * 1024)}),
-            p.clone(),
-        )
-        .unwrap_err();
-        assert_eq!(e.name, ErrorName::PayloadTooLarge);
-        let e = store(
-            &h,
-            json!({"keyName": "v", "valueType": "path", "valuePath": "data.none"}),
-            p.clone(),
-        )
-        .unwrap_err();
-        assert_eq!(e.name, ErrorName::ValidationError);
-        let e = store(
-            &h,
-            json!({"keyName": "j", "valueType": "json", "value": "{nope"}),
-            p,
-        )
-        .unwrap_err();
-        assert_eq!(e.name, ErrorName::TemplateError);
+        for h in Harness::in_each_storage_mode() {
+            let p = json!({"data": {"s": "abc"}});
+            store(
+                &h,
+                json!({"keyName": "s", "valueType": "template", "value": "text"}),
+                p.clone(),
+            )
+            .unwrap();
+            let e = store(
+                &h,
+                json!({"keyName": "s", "valueType": "incr", "value": "1"}),
+                p.clone(),
+            )
+            .unwrap_err();
+            assert_eq!(e.name, ErrorName::StorageError);
+            assert_eq!(
+                e.message,
+                "the value of \"s\" is not a number, so it cannot be incremented or decremented"
+            );
+            assert_eq!(
+                h.stored("s"),
+                Some(json!("text")),
+                "a refused incr changes nothing"
+            );
+            let huge = json!({"keyName": "huge", "valueType": "incr", "value": "1e308"});
+            store(&h, huge.clone(), p.clone()).unwrap();
+            let e = store(&h, huge, p.clone()).unwrap_err();
+            assert_eq!(
+                (e.name, e.message.as_str()),
+                (ErrorName::StorageError, "the result is not a finite number")
+            );
+            assert_eq!(h.stored("huge"), Some(json!(1e308)));
+            let e = store(
+                &h,
+                json!({"keyName": "k".repeat(256), "valueType": "incr"}),
+                p.clone(),
+            )
+            .unwrap_err();
+            assert_eq!(
+                (e.name, e.message.as_str()),
+                (
+                    ErrorName::StorageError,
+                    "key must be 1 to 255 characters long"
+                )
+            );
+            let e = store(
+                &h,
+                json!({"keyName": "n", "valueType": "number", "value": "{{data.s}}"}),
+                p.clone(),
+            )
+            .unwrap_err();
+            assert_eq!(e.name, ErrorName::ValidationError);
+            let e = store(
+                &h,
+                json!({"keyName": "{{data.none}}", "valueType": "template", "value": "x"}),
+                p.clone(),
+            )
+            .unwrap_err();
+            assert_eq!(e.name, ErrorName::TemplateError);
+            let e = store(
+                &h,
+                json!({"keyName": "big", "valueType": "template", "value": "x".repeat(17 * 1024)}),
+                p.clone(),
+            )
+            .unwrap_err();
+            assert_eq!(e.name, ErrorName::PayloadTooLarge);
+            let e = store(
+                &h,
+                json!({"keyName": "v", "valueType": "path", "valuePath": "data.none"}),
+                p.clone(),
+            )
+            .unwrap_err();
+            assert_eq!(e.name, ErrorName::ValidationError);
+            let e = store(
+                &h,
+                json!({"keyName": "j", "valueType": "json", "value": "{nope"}),
+                p,
+            )
+            .unwrap_err();
+            assert_eq!(e.name, ErrorName::TemplateError);
+        }
     }
 
     #[test]

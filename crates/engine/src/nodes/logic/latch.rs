@@ -10,7 +10,7 @@
 use crate::error::{CompileError, ErrorName, NodeError};
 use crate::expression::Expression;
 use crate::node::{CompiledNodeType, Node, NodeContext, NodeSpec, Outcome};
-use crate::nodes::{optional_path, render, template};
+use crate::nodes::{continue_after_storage, optional_path, render, template, AfterStorage};
 use crate::path::PayloadPath;
 use crate::template::Template;
 use serde::Deserialize;
@@ -34,11 +34,48 @@ pub struct Latch {
     latch: Option<Expression>,
     reset: Option<Expression>,
     id: Option<Template>,
+    outputs: LatchOutputs,
+}
+
+/// Where a run's view of the latch goes.
+#[derive(Clone)]
+struct LatchOutputs {
     latch_result: Option<PayloadPath>,
     reset_result: Option<PayloadPath>,
     was_latched: Option<PayloadPath>,
     is_latched: Option<PayloadPath>,
     branch: Option<PayloadPath>,
+}
+
+/// One run's pass through the latch: its expressions, and the latch before and after.
+struct LatchPass {
+    latch_now: bool,
+    reset_now: bool,
+    was: bool,
+    is: bool,
+    fired: bool,
+}
+
+impl AfterStorage<LatchPass> for LatchOutputs {
+    fn port(&self, pass: &LatchPass) -> usize {
+        usize::from(pass.fired)
+    }
+
+    fn apply(&self, pass: LatchPass, payload: &mut Value) -> Result<(), NodeError> {
+        let writes = [
+            (&self.latch_result, pass.latch_now),
+            (&self.reset_result, pass.reset_now),
+            (&self.was_latched, pass.was),
+            (&self.is_latched, pass.is),
+            (&self.branch, pass.fired),
+        ];
+        for (path, value) in writes {
+            if let Some(path) = path {
+                path.set(payload, Value::Bool(value));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn expression(
@@ -66,11 +103,21 @@ pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
             latch: expression(spec, "latchExpression", c.latch_expression.as_deref())?,
             reset: expression(spec, "resetExpression", c.reset_expression.as_deref())?,
             id,
-            latch_result: optional_path(spec, "latchResultPath", c.latch_result_path.as_deref())?,
-            reset_result: optional_path(spec, "resetResultPath", c.reset_result_path.as_deref())?,
-            was_latched: optional_path(spec, "wasLatchedPath", c.was_latched_path.as_deref())?,
-            is_latched: optional_path(spec, "isLatchedPath", c.is_latched_path.as_deref())?,
-            branch: optional_path(spec, "branchPath", c.branch_path.as_deref())?,
+            outputs: LatchOutputs {
+                latch_result: optional_path(
+                    spec,
+                    "latchResultPath",
+                    c.latch_result_path.as_deref(),
+                )?,
+                reset_result: optional_path(
+                    spec,
+                    "resetResultPath",
+                    c.reset_result_path.as_deref(),
+                )?,
+                was_latched: optional_path(spec, "wasLatchedPath", c.was_latched_path.as_deref())?,
+                is_latched: optional_path(spec, "isLatchedPath", c.is_latched_path.as_deref())?,
+                branch: optional_path(spec, "branchPath", c.branch_path.as_deref())?,
+            },
         },
         2,
     )
@@ -94,9 +141,9 @@ impl Node for Latch {
         };
         let latch_now = truthy(&self.latch, payload)?;
         let reset_now = truthy(&self.reset, payload)?;
-        let (was, is, fired) = cx
+        let pass = cx
             .storage()?
-            .update_node_state(&self.node_id, &id, |state| {
+            .update_node_state(&self.node_id, &id, move |state| {
                 let was = state.and_then(Value::as_bool).unwrap_or(false);
                 let (is, fired) = match (was, reset_now, latch_now) {
                     (true, true, _) => (false, false),
@@ -104,21 +151,16 @@ impl Node for Latch {
                     (false, _, true) => (true, true),
                     (false, _, false) => (false, false),
                 };
-                (Value::Bool(is), (was, is, fired))
+                let pass = LatchPass {
+                    latch_now,
+                    reset_now,
+                    was,
+                    is,
+                    fired,
+                };
+                (Value::Bool(is), pass)
             });
-        let writes = [
-            (&self.latch_result, latch_now),
-            (&self.reset_result, reset_now),
-            (&self.was_latched, was),
-            (&self.is_latched, is),
-            (&self.branch, fired),
-        ];
-        for (path, value) in writes {
-            if let Some(path) = path {
-                path.set(payload, Value::Bool(value));
-            }
-        }
-        Ok(Outcome::Port(usize::from(fired)))
+        continue_after_storage(pass, &self.outputs, payload)
     }
 }
 
@@ -129,38 +171,41 @@ mod tests {
 
     #[test]
     fn latches_once_until_reset_per_id() {
-        let h = Harness::new();
-        let node = compile_node(
+        for h in Harness::in_each_storage_mode() {
+            let node = compile_node(
             "LatchNode",
             &json!({"latchExpression": "{{data.t}} > 90", "resetExpression": "{{data.t}} < 80",
                     "latchIdTemplate": "{{data.id}}", "wasLatchedPath": "working.was", "branchPath": "working.branch"}),
         )
         .unwrap();
-        let port = |t: i64, id: &str| h.run(&node, json!({"data": {"t": t, "id": id}})).unwrap();
-        assert_eq!(port(95, "a").0, 1, "first crossing fires");
-        assert_eq!(port(99, "a").0, 0, "still latched");
-        assert_eq!(port(95, "b").0, 1, "another id has its own latch");
-        let (p, out) = port(85, "a");
-        assert_eq!(
-            (p, out["working"]["was"].clone()),
-            (0, json!(true)),
-            "between thresholds: held"
-        );
-        assert_eq!(port(70, "a").0, 0, "reset");
-        let (p, out) = port(91, "a");
-        assert_eq!(
-            (p, out["working"]["branch"].clone()),
-            (1, json!(true)),
-            "fires again after reset"
-        );
+            let port =
+                |t: i64, id: &str| h.run(&node, json!({"data": {"t": t, "id": id}})).unwrap();
+            assert_eq!(port(95, "a").0, 1, "first crossing fires");
+            assert_eq!(port(99, "a").0, 0, "still latched");
+            assert_eq!(port(95, "b").0, 1, "another id has its own latch");
+            let (p, out) = port(85, "a");
+            assert_eq!(
+                (p, out["working"]["was"].clone()),
+                (0, json!(true)),
+                "between thresholds: held"
+            );
+            assert_eq!(port(70, "a").0, 0, "reset");
+            let (p, out) = port(91, "a");
+            assert_eq!(
+                (p, out["working"]["branch"].clone()),
+                (1, json!(true)),
+                "fires again after reset"
+            );
+        }
     }
 
     #[test]
     fn blank_expressions_never_fire_and_bad_ones_do_not_compile() {
-        let h = Harness::new();
-        let node = compile_node("LatchNode", &json!({})).unwrap();
-        assert_eq!(h.run(&node, json!({})).unwrap().0, 0);
-        assert!(compile_node("LatchNode", &json!({"latchExpression": "1 +"})).is_err());
-        assert!(compile_node("LatchNode", &json!({"latchIdTemplate": "{{#if}}"})).is_err());
+        for h in Harness::in_each_storage_mode() {
+            let node = compile_node("LatchNode", &json!({})).unwrap();
+            assert_eq!(h.run(&node, json!({})).unwrap().0, 0);
+            assert!(compile_node("LatchNode", &json!({"latchExpression": "1 +"})).is_err());
+            assert!(compile_node("LatchNode", &json!({"latchIdTemplate": "{{#if}}"})).is_err());
+        }
     }
 }

@@ -11,7 +11,7 @@
 
 use crate::error::{CompileError, NodeError};
 use crate::node::{CompiledNodeType, Node, NodeContext, NodeSpec, Outcome};
-use crate::nodes::{optional_path, path, render, template};
+use crate::nodes::{continue_after_storage, optional_path, path, render, template, AfterStorage};
 use crate::path::PayloadPath;
 use crate::template::Template;
 use serde::Deserialize;
@@ -41,10 +41,36 @@ enum Change {
 pub struct OnChange {
     node_id: String,
     value: PayloadPath,
+    comparison: Comparison,
+    previous: PreviousPath,
+    id: Option<Template>,
+}
+
+/// What counts as a change.
+#[derive(Clone, Copy)]
+struct Comparison {
     change: Change,
     threshold: f64,
-    previous: Option<PayloadPath>,
-    id: Option<Template>,
+}
+
+/// Where the previous run's `{value, time}` goes, if anywhere.
+#[derive(Clone)]
+struct PreviousPath(Option<PayloadPath>);
+
+/// The previous run's `{value, time}` (none on the first run), and whether the value changed.
+type Observation = (Option<Value>, bool);
+
+impl AfterStorage<Observation> for PreviousPath {
+    fn port(&self, (_, changed): &Observation) -> usize {
+        usize::from(*changed)
+    }
+
+    fn apply(&self, (previous, _): Observation, payload: &mut Value) -> Result<(), NodeError> {
+        if let (Some(path), Some(previous)) = (&self.0, previous) {
+            path.set(payload, previous);
+        }
+        Ok(())
+    }
 }
 
 pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
@@ -76,9 +102,12 @@ pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
         OnChange {
             node_id: spec.id.to_owned(),
             value: path(spec, "valuePath", &c.value_path)?,
-            change,
-            threshold,
-            previous: optional_path(spec, "prevValuePath", c.prev_value_path.as_deref())?,
+            comparison: Comparison { change, threshold },
+            previous: PreviousPath(optional_path(
+                spec,
+                "prevValuePath",
+                c.prev_value_path.as_deref(),
+            )?),
             id,
         },
         2,
@@ -86,7 +115,7 @@ pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
     .with_storage())
 }
 
-impl OnChange {
+impl Comparison {
     fn changed(&self, old: &Value, new: &Value) -> bool {
         if self.change == Change::Any {
             return old != new;
@@ -130,19 +159,17 @@ impl Node for OnChange {
             .map(|v| v.into_owned())
             .unwrap_or(Value::Null);
         let now = chrono::Utc::now().timestamp_millis();
-        let (previous, changed) = cx
+        let comparison = self.comparison;
+        let observation = cx
             .storage()?
-            .update_node_state(&self.node_id, &id, |state| {
+            .update_node_state(&self.node_id, &id, move |state| {
                 let previous = state.cloned();
                 let changed = previous
                     .as_ref()
-                    .is_some_and(|p| self.changed(&p["value"], &current));
+                    .is_some_and(|p| comparison.changed(&p["value"], &current));
                 (json!({"value": current, "time": now}), (previous, changed))
             });
-        if let (Some(path), Some(previous)) = (&self.previous, previous) {
-            path.set(payload, previous);
-        }
-        Ok(Outcome::Port(usize::from(changed)))
+        continue_after_storage(observation, &self.previous, payload)
     }
 }
 
@@ -151,13 +178,20 @@ mod tests {
     use crate::testing::{compile_node, Harness};
     use serde_json::{json, Value};
 
+    /// The ports a run per value takes, the same in both storage modes.
     fn ports(config: Value, values: &[Value]) -> Vec<usize> {
-        let h = Harness::new();
         let node = compile_node("BranchOnChangeNode", &config).unwrap();
-        values
-            .iter()
-            .map(|v| h.run(&node, json!({"data": {"v": v}})).unwrap().0)
-            .collect()
+        let mut in_each_mode = Harness::in_each_storage_mode().map(|h| {
+            values
+                .iter()
+                .map(|v| h.run(&node, json!({"data": {"v": v}})).unwrap().0)
+                .collect::<Vec<_>>()
+        });
+        let cached = in_each_mode.next().expect("Cached mode");
+        for other in in_each_mode {
+            assert_eq!(other, cached, "the storage modes disagree");
+        }
+        cached
     }
 
     #[test]
@@ -200,20 +234,21 @@ mod tests {
 
     #[test]
     fn previous_value_and_ids() {
-        let h = Harness::new();
-        let node = compile_node("BranchOnChangeNode", &json!({"valuePath": "data.v", "onChangeIdTemplate": "{{data.id}}", "prevValuePath": "working.prev"})).unwrap();
-        let run = |v: i64, id: &str| h.run(&node, json!({"data": {"v": v, "id": id}})).unwrap();
-        let (port, out) = run(1, "a");
-        assert_eq!(port, 0);
-        assert!(
-            out.get("working").is_none(),
-            "no previous value on the first run"
-        );
-        assert_eq!(run(1, "b").0, 0, "ids are separate");
-        let (port, out) = run(2, "a");
-        assert_eq!(port, 1);
-        assert_eq!(out["working"]["prev"]["value"], 1);
-        assert!(out["working"]["prev"]["time"].is_i64());
+        for h in Harness::in_each_storage_mode() {
+            let node = compile_node("BranchOnChangeNode", &json!({"valuePath": "data.v", "onChangeIdTemplate": "{{data.id}}", "prevValuePath": "working.prev"})).unwrap();
+            let run = |v: i64, id: &str| h.run(&node, json!({"data": {"v": v, "id": id}})).unwrap();
+            let (port, out) = run(1, "a");
+            assert_eq!(port, 0);
+            assert!(
+                out.get("working").is_none(),
+                "no previous value on the first run"
+            );
+            assert_eq!(run(1, "b").0, 0, "ids are separate");
+            let (port, out) = run(2, "a");
+            assert_eq!(port, 1);
+            assert_eq!(out["working"]["prev"]["value"], 1);
+            assert!(out["working"]["prev"]["time"].is_i64());
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use crate::error::{CompileError, NodeError};
 use crate::node::{CompiledNodeType, Node, NodeContext, NodeSpec, Outcome};
-use crate::nodes::{optional_path, render, template};
+use crate::nodes::{continue_after_storage, optional_path, render, template, AfterStorage};
 use crate::path::PayloadPath;
 use crate::template::Template;
 use serde::Deserialize;
@@ -26,7 +26,27 @@ pub struct Throttle {
     node_id: String,
     interval_ms: f64,
     id: Option<Template>,
-    time_since: Option<PayloadPath>,
+    time_since: TimeSincePath,
+}
+
+/// Where the ms since the bucket's last allowed run go, if anywhere.
+#[derive(Clone)]
+struct TimeSincePath(Option<PayloadPath>);
+
+/// Whether a run was allowed, and the ms since the last allowed one (none on the first).
+type Passage = (bool, Option<i64>);
+
+impl AfterStorage<Passage> for TimeSincePath {
+    fn port(&self, (allowed, _): &Passage) -> usize {
+        usize::from(*allowed)
+    }
+
+    fn apply(&self, (_, since): Passage, payload: &mut Value) -> Result<(), NodeError> {
+        if let (Some(path), Some(ms)) = (&self.0, since) {
+            path.set(payload, json!(ms));
+        }
+        Ok(())
+    }
 }
 
 pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
@@ -52,7 +72,11 @@ pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
             node_id: spec.id.to_owned(),
             interval_ms: 60_000.0 / rate,
             id,
-            time_since: optional_path(spec, "timeSincePath", c.time_since_path.as_deref())?,
+            time_since: TimeSincePath(optional_path(
+                spec,
+                "timeSincePath",
+                c.time_since_path.as_deref(),
+            )?),
         },
         2,
     )
@@ -66,19 +90,17 @@ impl Node for Throttle {
             Some(t) => render(t, payload)?,
         };
         let now = chrono::Utc::now().timestamp_millis();
-        let (allowed, since) = cx
+        let interval_ms = self.interval_ms;
+        let passage = cx
             .storage()?
-            .update_node_state(&self.node_id, &id, |state| {
+            .update_node_state(&self.node_id, &id, move |state| {
                 let last = state.and_then(Value::as_i64);
                 let since = last.map(|t| now - t);
-                let allowed = since.is_none_or(|ms| ms as f64 >= self.interval_ms);
+                let allowed = since.is_none_or(|ms| ms as f64 >= interval_ms);
                 let keep = if allowed { now } else { last.unwrap_or(now) };
                 (json!(keep), (allowed, since))
             });
-        if let (Some(path), Some(ms)) = (&self.time_since, since) {
-            path.set(payload, json!(ms));
-        }
-        Ok(Outcome::Port(usize::from(allowed)))
+        continue_after_storage(passage, &self.time_since, payload)
     }
 }
 
@@ -89,16 +111,17 @@ mod tests {
 
     #[test]
     fn allows_one_per_interval_per_bucket() {
-        let h = Harness::new();
-        let node = compile_node("ThrottleNode", &json!({"ratePerMinute": 600, "throttleIdTemplate": "{{data.id}}", "timeSincePath": "working.since"})).unwrap();
-        let run = |id: &str| h.run(&node, json!({"data": {"id": id}})).unwrap();
-        assert_eq!(run("a").0, 1);
-        let (port, out) = run("a");
-        assert_eq!(port, 0, "within 100 ms: throttled");
-        assert!(out["working"]["since"].as_i64().unwrap() < 100);
-        assert_eq!(run("b").0, 1, "another bucket");
-        std::thread::sleep(std::time::Duration::from_millis(120));
-        assert_eq!(run("a").0, 1, "after the interval");
+        for h in Harness::in_each_storage_mode() {
+            let node = compile_node("ThrottleNode", &json!({"ratePerMinute": 600, "throttleIdTemplate": "{{data.id}}", "timeSincePath": "working.since"})).unwrap();
+            let run = |id: &str| h.run(&node, json!({"data": {"id": id}})).unwrap();
+            assert_eq!(run("a").0, 1);
+            let (port, out) = run("a");
+            assert_eq!(port, 0, "within 100 ms: throttled");
+            assert!(out["working"]["since"].as_i64().unwrap() < 100);
+            assert_eq!(run("b").0, 1, "another bucket");
+            std::thread::sleep(std::time::Duration::from_millis(120));
+            assert_eq!(run("a").0, 1, "after the interval");
+        }
     }
 
     #[test]
