@@ -116,21 +116,26 @@ for config in $CONFIGS; do
     targets=()
     for url in "${NODE_URLS[@]}"; do targets+=("$url/applications/$app/flows/$flow/virtualButton"); done
     per_node=$(((CONNECTIONS + nodes - 1) / nodes))
+    # `wait` on the wrk processes only: the nodes are children of this shell too.
+    loads=()
     for target in "${targets[@]}"; do
         wrk_run -t1 -c"$per_node" -d"${WARMUP}s" -s "$BENCH/press.lua" "$target" >/dev/null 2>&1 &
+        loads+=($!)
     done
-    wait
+    wait "${loads[@]}"
     before=$(settled runs_counted "$flow_url")
     ticks_before=0
     for pid in "${NODE_PIDS[@]}"; do ticks_before=$((ticks_before + $(cpu_ticks "$pid"))); done
     began=$(now_ns)
     i=0
+    loads=()
     for target in "${targets[@]}"; do
         i=$((i + 1))
         wrk_run -t1 -c"$per_node" -d"${DURATION}s" --latency -s "$BENCH/press.lua" "$target" \
             >"$RESULTS/wrk-$kind-$nodes-$i.txt" 2>&1 &
+        loads+=($!)
     done
-    wait
+    wait "${loads[@]}"
     ticks_after=0
     for pid in "${NODE_PIDS[@]}"; do ticks_after=$((ticks_after + $(cpu_ticks "$pid"))); done
     cpu=$(cpu_pct "$ticks_before" "$ticks_after" "$began")
