@@ -180,7 +180,13 @@ impl Settings {
                     .unwrap_or(engine_defaults.limits.max_delay),
             },
             storage_caps: storage,
-            storage_mode: engine_defaults.storage_mode,
+            // Several nodes share the store: storage goes to it on every operation, atomically;
+            // one node keeps its cache in front of it.
+            storage_mode: if queue == QueueLocation::Local {
+                engine_defaults.storage_mode
+            } else {
+                flowd_engine::storage::StorageMode::Shared
+            },
             log_ring: file.log_ring.unwrap_or(engine_defaults.log_ring).max(1),
             retention,
             js_workers: file

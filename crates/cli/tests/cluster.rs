@@ -158,20 +158,47 @@ async fn three_nodes_run_every_press_and_message_once_reply_across_nodes_and_sha
         assert_eq!(ready, json!({"status": "ok", "queue": "nats"}));
     }
 
-    // Presses on every node: each acknowledged press runs once.
+    // Presses on every node: each acknowledged press runs once, and the increments made on
+    // three nodes at once add up (storage goes to the shared store, atomically).
     let app = a.create_application("Cluster").await;
-    let button = wired(json!({"type": "virtualButton", "key": "go"}));
     let flow = a
-        .create_flow(&app, &debug_flow("presses", json!([button])))
+        .create_flow(
+            &app,
+            &json!({
+                "name": "presses",
+                "triggers": [{"type": "virtualButton", "key": "go", "outputIds": [["count"]]}],
+                "nodes": [{"id": "count", "type": "StoreValueNode",
+                           "config": {"keyName": "n", "valueType": "incr", "value": "1"},
+                           "outputIds": [[]]}]
+            }),
+        )
         .await;
     let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
     let accepted = press_spread(&[a, b, c], &flow_path, "go", 300).await;
     assert_eq!(accepted, 300);
     assert_runs_settle_at(b, &flow_path, 300, Duration::from_secs(30)).await;
+    for node in [a, b, c] {
+        assert_eq!(
+            node.storage(&flow_path).await["n"],
+            300,
+            "as {} reads it",
+            node.base
+        );
+    }
+    // A storage write through one node's API is what the others read next.
+    a.ok(
+        Method::PATCH,
+        &format!("{flow_path}/storage"),
+        Some(&json!({"key": "n", "value": 7})),
+        200,
+        SchemaName::Success,
+    )
+    .await;
+    assert_eq!(c.storage(&flow_path).await["n"], 7);
 
     // A change made through one node reaches the others: b and c have the flow compiled
     // with the "go" button; a renames it.
-    let renamed = wired(json!({"type": "virtualButton", "key": "again"}));
+    let renamed = json!({"type": "virtualButton", "key": "again", "outputIds": [["count"]]});
     a.ok(
         Method::PATCH,
         &flow_path,
