@@ -158,11 +158,11 @@ impl Node for OnChange {
             .get(payload)
             .map(|v| v.into_owned())
             .unwrap_or(Value::Null);
-        let now = chrono::Utc::now().timestamp_millis();
         let comparison = self.comparison;
         let observation = cx
             .storage()?
             .update_node_state(&self.node_id, &id, move |state| {
+                let now = chrono::Utc::now().timestamp_millis();
                 let previous = state.cloned();
                 let changed = previous
                     .as_ref()

@@ -89,11 +89,13 @@ impl Node for Throttle {
             None => String::new(),
             Some(t) => render(t, payload)?,
         };
-        let now = chrono::Utc::now().timestamp_millis();
         let interval_ms = self.interval_ms;
         let passage = cx
             .storage()?
             .update_node_state(&self.node_id, &id, move |state| {
+                // Read while the state is held, so that runs (on any engine) see time in the
+                // order they update it.
+                let now = chrono::Utc::now().timestamp_millis();
                 let last = state.and_then(Value::as_i64);
                 let since = last.map(|t| now - t);
                 let allowed = since.is_none_or(|ms| ms as f64 >= interval_ms);
