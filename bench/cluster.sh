@@ -5,12 +5,15 @@
 # (1); PostgreSQL and NATS run where the OS puts them (on this 2-core machine they share both
 # cores with everything else — see BENCHMARKS.md for what that means).
 #
-# The flow is the press benchmark's (trigger → Mutate → StoreValue set → incr → Debug). One wrk
-# per node, the connections split between them, presses spread evenly. Completed runs are read
-# from the flow's stats once they stop moving (every acknowledged press must be counted exactly
-# once: the check fails otherwise), and the incr counter must equal them.
+# The flow is the press benchmark's (trigger → Mutate → StoreValue set → incr → Debug), FLOWS
+# copies of it (each press picks one at random; with one flow every run writes the same
+# storage, which a shared store serializes). One wrk per node, the connections split between
+# them. Completed runs are read from the flows' stats once they stop moving (every acknowledged
+# press must be counted exactly once: the check fails otherwise), and the incr counters must add
+# up to them.
 #
-#   bench/cluster.sh                          # 10 s per configuration, 64 connections
+#   bench/cluster.sh                          # 10 s per configuration, 64 connections, 1 flow
+#   FLOWS=64 bench/cluster.sh                 # presses spread over 64 flows
 #   DURATION=5 CONNECTIONS=32 bench/cluster.sh
 #   CONFIGS="pg-nats:1 pg-nats:3" bench/cluster.sh
 #
@@ -26,6 +29,7 @@ cd "$ROOT"
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 CONNECTIONS=${CONNECTIONS:-64}
+FLOWS=${FLOWS:-1}
 CONFIGS=${CONFIGS:-"sqlite-local:1 pg-local:1 pg-nats:1 pg-nats:2 pg-nats:3"}
 SETTLE=${SETTLE:-1}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-60}
@@ -66,9 +70,20 @@ log "building flowd (release)"
 cargo build --release --bin flowd -q
 FLOWD=${FLOWD:-$ROOT/target/release/flowd}
 
-# runs_counted FLOW_URL: runs in the flow's stats (a day of minutes), as one node reports them.
+# runs_counted: runs in the stats of every flow in FLOW_URLS (a day of minutes), as the first
+# node reports them.
 runs_counted() {
-    api "$1/stats?resolution=60000" | jq '[.metrics[].runCount] | add // 0'
+    local url total=0
+    for url in "${FLOW_URLS[@]}"; do
+        total=$((total + $(api "$url/stats?resolution=60000" | jq '[.metrics[].runCount] | add // 0')))
+    done
+    echo "$total"
+}
+# counted_increments: the incr counters of every flow in FLOW_URLS, added up.
+counted_increments() {
+    local url total=0
+    for url in "${FLOW_URLS[@]}"; do total=$((total + $(counter "$url"))); done
+    echo "$total"
 }
 
 # start_nodes STORE QUEUE COUNT: starts COUNT nodes on SERVER_CPU; sets NODE_URLS and NODE_PIDS.
@@ -92,7 +107,7 @@ stop_nodes() {
     for pid in "${NODE_PIDS[@]}"; do stop_pid "$pid" >/dev/null; done
 }
 
-section "presses/s by configuration (flowd on core $SERVER_CPU, wrk on core $LOAD_CPU, c=$CONNECTIONS)"
+section "presses/s by configuration (flowd on core $SERVER_CPU, wrk on core $LOAD_CPU, c=$CONNECTIONS, $FLOWS flow(s))"
 printf '%-14s %5s %10s %10s %8s %8s %8s %s\n' config nodes accepted/s completed/s p50_ms p99_ms cpu% rss_mb
 for config in $CONFIGS; do
     kind=${config%%:*}
@@ -111,8 +126,14 @@ for config in $CONFIGS; do
     esac
     start_nodes "$store" "$queue" "$nodes"
     app=$(new_app "cluster-$kind-$nodes")
-    flow=$(new_flow "$app" "$(press_flow_json)")
-    flow_url=$FLOWD_URL/applications/$app/flows/$flow
+    FLOW_URLS=()
+    : >"$WORK/paths"
+    for _ in $(seq 1 "$FLOWS"); do
+        flow=$(new_flow "$app" "$(press_flow_json)")
+        FLOW_URLS+=("$FLOWD_URL/applications/$app/flows/$flow")
+        echo "/applications/$app/flows/$flow/virtualButton" >>"$WORK/paths"
+    done
+    export FLOW_PATHS=$WORK/paths
     targets=()
     for url in "${NODE_URLS[@]}"; do targets+=("$url/applications/$app/flows/$flow/virtualButton"); done
     per_node=$(((CONNECTIONS + nodes - 1) / nodes))
@@ -123,7 +144,7 @@ for config in $CONFIGS; do
         loads+=($!)
     done
     wait "${loads[@]}"
-    before=$(settled runs_counted "$flow_url")
+    before=$(settled runs_counted)
     ticks_before=0
     for pid in "${NODE_PIDS[@]}"; do ticks_before=$((ticks_before + $(cpu_ticks "$pid"))); done
     began=$(now_ns)
@@ -139,7 +160,7 @@ for config in $CONFIGS; do
     ticks_after=0
     for pid in "${NODE_PIDS[@]}"; do ticks_after=$((ticks_after + $(cpu_ticks "$pid"))); done
     cpu=$(cpu_pct "$ticks_before" "$ticks_after" "$began")
-    after=$(settled runs_counted "$flow_url")
+    after=$(settled runs_counted)
     accepted=0 p50=0 p99=0 secs=$DURATION
     for out in "$RESULTS"/wrk-"$kind"-"$nodes"-*.txt; do
         line=$(grep '^SUMMARY' "$out" | sed 's/^SUMMARY //' || echo '{}')
@@ -154,8 +175,8 @@ for config in $CONFIGS; do
     if [ "$completed" -lt "$accepted" ] || [ "$completed" -gt $((accepted + CONNECTIONS)) ]; then
         fail "$kind x$nodes: $completed runs counted for $accepted acknowledged presses"
     fi
-    counter=$(counter "$flow_url")
-    [ "$counter" = "$after" ] || fail "$kind x$nodes: incr counter $counter, stats $after"
+    counter=$(counted_increments)
+    [ "$counter" = "$after" ] || fail "$kind x$nodes: incr counters $counter, stats $after"
     rss=0
     for pid in "${NODE_PIDS[@]}"; do rss=$(calc "$rss + $(rss_mb "$pid")"); done
     accepted_rate=$(calc "$accepted / $secs" 0)
@@ -167,6 +188,8 @@ for config in $CONFIGS; do
     stop_nodes
 done
 {
+    echo "$FLOWS flow(s), c=$CONNECTIONS, $DURATION s per configuration"
+    echo
     echo "| configuration | nodes | accepted/s | completed/s | p50 ms | p99 ms | flowd CPU % | flowd RSS MB |"
     echo "|---|---|---|---|---|---|---|---|"
     awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8}' \
