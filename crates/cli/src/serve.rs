@@ -186,6 +186,11 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
             }))
             .await?;
         engine.replies().set_relay(Arc::new(relay));
+        let local = engine.clone();
+        let relay = nats
+            .debug_relay(Arc::new(move |message| local.debug().deliver(&message)))
+            .await?;
+        engine.debug().set_relay(Arc::new(relay));
     }
     let app = flowd_api::app(state).layer(tower_http::trace::TraceLayer::new_for_http());
     axum::serve(listener, app)

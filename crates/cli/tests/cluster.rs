@@ -377,6 +377,42 @@ async fn three_nodes_run_every_press_and_message_once_reply_across_nodes_and_sha
     }
     assert_runs_settle_at(a, &redis_path, probes + 10, Duration::from_secs(15)).await;
 
+    // A debug panel open on one node shows the Debug output of runs made on every node.
+    let watched = a
+        .create_flow(
+            &app,
+            &debug_flow(
+                "watched",
+                json!([wired(json!({"type": "virtualButton", "key": "look"}))]),
+            ),
+        )
+        .await;
+    let watched_path = format!(
+        "/applications/{app}/flows/{}",
+        watched["id"].as_str().unwrap()
+    );
+    let mut stream = a
+        .client
+        .get(format!("{}{watched_path}/debug", a.base))
+        .bearer_auth(OWNER_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_eq!(press_spread(&[b, c], &watched_path, "look", 12).await, 12);
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = |seen: &str| seen.lines().filter(|l| l.starts_with("data:")).count();
+    while events(&seen) < 12 {
+        let chunk = tokio::time::timeout_at(deadline.into(), stream.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("{} of 12 debug events within 10 s", events(&seen)))
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(stream);
+
     // A one-second timer armed on every node fires once a second in all.
     let timer = wired(json!({"type": "timer", "key": "t", "config": {"seconds": 1}}));
     let clock = c

@@ -11,7 +11,7 @@
 use crate::observer::{DebugMessage, RunObserver};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::broadcast;
 
 /// Most recent messages one flow's debug stream starts with.
@@ -34,14 +34,30 @@ struct HubState {
     live: HashMap<String, broadcast::Sender<DebugMessage>>,
 }
 
+/// Carries this node's debug output to the other nodes of a cluster.
+pub trait DebugRelay: Send + Sync {
+    fn forward(&self, message: &DebugMessage);
+}
+
 #[derive(Default)]
 pub struct DebugHub {
     state: Mutex<HubState>,
+    relay: OnceLock<Arc<dyn DebugRelay>>,
 }
 
 impl DebugHub {
     fn state(&self) -> std::sync::MutexGuard<'_, HubState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Set once when other nodes run the same flows: this node's output goes to them too.
+    pub fn set_relay(&self, relay: Arc<dyn DebugRelay>) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// Another node's debug output: kept and streamed here like this node's own.
+    pub fn deliver(&self, message: &DebugMessage) {
+        self.keep(message);
     }
 
     /// The recent messages of a flow, oldest first.
@@ -82,6 +98,15 @@ impl DebugHub {
 
 impl RunObserver for DebugHub {
     fn debug(&self, message: &DebugMessage) {
+        self.keep(message);
+        if let Some(relay) = self.relay.get() {
+            relay.forward(message);
+        }
+    }
+}
+
+impl DebugHub {
+    fn keep(&self, message: &DebugMessage) {
         let size = approximate_size(message);
         let mut state = self.state();
         state.retained.push_back((Arc::new(message.clone()), size));

@@ -8,8 +8,9 @@ use crate::node::RunInfo;
 use serde_json::Value;
 use std::time::Duration;
 
-/// A Debug node's output or a Function node's `console.log` line.
-#[derive(Debug, Clone, PartialEq)]
+/// A Debug node's output or a Function node's `console.log` line (plain data: in a cluster it
+/// travels to the other nodes as JSON).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DebugMessage {
     pub time_ms: i64,
     pub flow_id: String,

@@ -11,13 +11,16 @@
 //! * [`changes`] — the change feed: a core NATS subject on which each node announces what it
 //!   changed, so the others refresh what they keep in memory.
 //! * [`replies`] — webhook replies produced on another node than the one holding the request.
+//! * [`debug`] — Debug output of runs made on other nodes, for debug panels open on this one.
 //! * [`lease`] — roles one node holds at a time (listening to Redis channels).
 //!
 //! Everything of one cluster lives under a name (`?cluster=NAME` in the URL, `flowd` by
 //! default), so that several clusters — or tests — share one NATS server apart.
 
 pub mod changes;
+pub mod debug;
 pub mod lease;
+mod peers;
 pub mod queue;
 pub mod replies;
 
