@@ -131,13 +131,15 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
             })
         }
     };
+    let mut listen_lease = None;
     if let Some(nats) = &nats {
         engine
             .integrations()
             .join_cluster(nats.name(), nats.node_id());
         // Redis channels have no shared subscriptions: one node at a time listens.
         engine.set_listening(false);
-        let mut holding = nats.lease("listen-redis", LISTEN_LEASE).await?;
+        let lease = nats.lease("listen-redis", LISTEN_LEASE).await?;
+        let mut holding = lease.held.clone();
         let listener = engine.clone();
         tokio::spawn(async move {
             while holding.changed().await.is_ok() {
@@ -145,6 +147,7 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
                 listener.set_listening(held);
             }
         });
+        listen_lease = Some(lease);
     }
     // Triggers first, so that integrations' first connect events find them.
     engine.arm_all().await?;
@@ -202,6 +205,10 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         .await?;
 
     // Requests have drained; let queued and running runs finish, then write what they left.
+    // Another node listens to Redis from its next try, not after this node's lease expires.
+    if let Some(lease) = listen_lease {
+        lease.release().await;
+    }
     engine.shutdown().await;
     store.close().await?;
     tracing::info!("store closed; bye");
