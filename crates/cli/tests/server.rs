@@ -9,11 +9,15 @@ use reqwest::Method;
 use serde_json::json;
 
 #[tokio::test]
-async fn health_answers() {
+async fn health_and_readiness_answer_without_a_token() {
     let server = Server::start().await;
     let (status, body) = server.call(Method::GET, "/health", None, None).await;
     assert_eq!(status, 200);
     assert_eq!(body["status"], "ok");
+    // One node: the store answers and the queue is this process's own.
+    let (status, body) = server.call(Method::GET, "/ready", None, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"status": "ok", "queue": "local"}));
 }
 
 #[tokio::test]
