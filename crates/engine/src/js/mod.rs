@@ -201,7 +201,9 @@ impl Drop for Respawn {
 
 /// A worker's loop: take a job, run it, answer, prepare for the next.
 fn work(receiver: &SharedReceiver, limits: JsLimits) {
-    let mut worker = Worker::new(limits).ok();
+    // Made for the first job, not at start: a server whose flows have no Function node keeps
+    // no QuickJS runtime (and no snapshot of one).
+    let mut worker: Option<Worker> = None;
     loop {
         // One idle worker waits on the queue while holding the lock; the others wait for the
         // lock. A worker that panicked cannot have left the receiver half-updated.
