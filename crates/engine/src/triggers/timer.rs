@@ -2,7 +2,9 @@
 //!
 //! Config, one of:
 //! * `seconds` — an interval, fractional allowed, from 1 s to one year (Losant's cloud range).
-//!   The first firing is one interval after the trigger is armed.
+//!   The first firing is one interval after the trigger is armed; on several nodes sharing a
+//!   queue, ticks fall on whole multiples of the interval since the Unix epoch instead, so
+//!   every node computes the same ones (see `hub::run_timer`).
 //! * `cron` (+ `tz`, an IANA zone, UTC when absent or blank) — 5 fields, or 6 with leading
 //!   seconds; lists, ranges, steps and month/weekday names; the shortcuts `@yearly`,
 //!   `@monthly`, `@weekly`, `@daily`, `@hourly`. Losant refuses `L`, `W`, `#`, `?`, `@reboot`
