@@ -481,6 +481,41 @@ async fn a_node_killed_mid_load_loses_no_acknowledged_press() {
     cluster.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_cleanly_leaves_nothing_to_run_twice() {
+    let mut cluster = Cluster::start(2, "queue-ack-wait-secs = 2\n").await;
+    let app = cluster.nodes[0].create_application("Stop").await;
+    let flow = cluster.nodes[0]
+        .create_flow(
+            &app,
+            &json!({
+                "name": "count",
+                "triggers": [{"type": "virtualButton", "key": "go", "outputIds": [["wait"]]}],
+                "nodes": [
+                    {"id": "wait", "type": "DelayNode", "config": {"delay": 0.5},
+                     "outputIds": [["count"]]},
+                    {"id": "count", "type": "StoreValueNode",
+                     "config": {"keyName": "n", "valueType": "incr", "value": "1"},
+                     "outputIds": [[]]}
+                ]
+            }),
+        )
+        .await;
+    let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
+    let accepted = press_spread(&[&cluster.nodes[1]], &flow_path, "go", 200).await;
+    assert_eq!(accepted, 200);
+    // SIGTERM while its runs wait in their delay: the node finishes them and acknowledges them
+    // before it exits, so nothing is handed to the other node a second time (the counter would
+    // pass 200).
+    let (status, _) = cluster.nodes[1].stop();
+    assert!(status.success());
+    assert_runs_settle_at(&cluster.nodes[0], &flow_path, 200, Duration::from_secs(20)).await;
+    // Past the ack wait, in case anything was left unacknowledged.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(cluster.nodes[0].storage(&flow_path).await["n"], 200);
+    cluster.stop().await;
+}
+
 /// A NATS server of the test's own (the machine's `nats-server` binary on a free port), so it
 /// can be stopped and started again.
 struct OwnNats {

@@ -19,6 +19,9 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 /// next use).
 pub const MAX_CACHED_FLOWS: usize = 20_000;
 
+/// How long shutdown waits for finished jobs of a shared queue to be acknowledged.
+const SETTLE_AT_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Engine settings (configurable, with documented defaults).
 #[derive(Debug, Clone, Copy)]
 pub struct EngineConfig {
@@ -157,6 +160,50 @@ pub(crate) struct Inner {
     pub(crate) accounting: Arc<Accounting>,
     pub(crate) debug: Arc<DebugHub>,
     pub(crate) rate_limiter: Option<crate::rate_limit::RateLimiter>,
+    /// Finished jobs of a shared queue waiting for their accounting commit to be acknowledged;
+    /// shutdown waits for them, or other nodes would run them again.
+    pub(crate) settling: Arc<Settling>,
+}
+
+/// A count of jobs being settled, and a wake-up when it reaches zero.
+#[derive(Default)]
+pub(crate) struct Settling {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Counts one job as being settled until dropped.
+struct SettlingJob(Arc<Settling>);
+
+impl Settling {
+    fn begin(self: &Arc<Self>) -> SettlingJob {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        SettlingJob(self.clone())
+    }
+
+    /// Waits until no job is being settled.
+    async fn idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+impl Drop for SettlingJob {
+    fn drop(&mut self) {
+        if self
+            .0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 /// The engine. Cheap to clone.
@@ -217,6 +264,7 @@ impl Engine {
             rate_limiter: config
                 .trigger_rate_limit
                 .map(crate::rate_limit::RateLimiter::new),
+            settling: Arc::default(),
         });
         let _ = inner
             .services
@@ -659,7 +707,9 @@ impl Engine {
             // dies in between leaves the job to be run again elsewhere (the store counts a run
             // id once), rather than a run done but never counted. The worker is free meanwhile.
             let accounting = self.inner.accounting.clone();
+            let settling = self.inner.settling.begin();
             tokio::spawn(async move {
+                let _settling = settling;
                 match accounting.committed().await {
                     Ok(()) => settle().await,
                     Err(e) => {
@@ -697,6 +747,11 @@ impl Engine {
         }
         if let Err(e) = self.inner.accounting.flush().await {
             tracing::error!(error = %e, "flushing run accounting at shutdown failed");
+        }
+        // With the accounting written, finished jobs of a shared queue get acknowledged.
+        let settled = tokio::time::timeout(SETTLE_AT_SHUTDOWN, self.inner.settling.idle()).await;
+        if settled.is_err() {
+            tracing::warn!("some finished jobs were not acknowledged before shutdown; other nodes will run them again");
         }
     }
 }

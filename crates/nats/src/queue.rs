@@ -52,8 +52,10 @@ impl Default for QueueSettings {
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// Deliveries of one job at most (a job that keeps killing nodes is dropped after these).
 const MAX_DELIVER: i64 = 10;
-/// Jobs fetched ahead per pull request (they wait for a worker on this node meanwhile).
-const PULL_BATCH: usize = 32;
+/// Jobs fetched ahead per pull request. They wait in this node's buffer, their ack wait
+/// running, until it has a free worker: few, so that a node whose workers are all busy for
+/// longer than the ack wait hands few jobs to others twice.
+const PULL_BATCH: usize = 8;
 /// Jobs waiting in the outbox of [`RunQueue::try_submit`].
 const OUTBOX: usize = 4096;
 
@@ -156,15 +158,14 @@ impl NatsQueueSetup {
         let workers = Arc::new(Semaphore::new(self.settings.workers.max(1)));
         let (stop, stopped) = watch::channel(false);
         let heartbeat = self.settings.ack_wait / 3;
-        for consumer in [self.scheduled, self.main] {
-            tokio::spawn(consume(
-                consumer,
-                workers.clone(),
-                handler.clone(),
-                stopped.clone(),
-                heartbeat,
-            ));
-        }
+        tokio::spawn(dispatch(
+            self.scheduled,
+            self.main,
+            workers.clone(),
+            handler,
+            stopped,
+            heartbeat,
+        ));
         let (outbox, queued) = mpsc::channel(OUTBOX);
         tokio::spawn(send_outbox(
             self.cluster.clone(),
@@ -238,84 +239,113 @@ async fn send_outbox(
     }
 }
 
-/// One lane's worker loop: takes a job when a worker is free, runs it, acknowledges it.
-async fn consume(
+/// One lane's pull stream, made again after an error.
+struct Lane {
     consumer: consumer::PullConsumer,
+    messages: Option<consumer::pull::Stream>,
+}
+
+impl Lane {
+    fn new(consumer: consumer::PullConsumer) -> Lane {
+        Lane {
+            consumer,
+            messages: None,
+        }
+    }
+
+    /// The lane's next job message, pulling again (after a pause) when pulling fails. Dropping
+    /// the future loses nothing: a message is taken off the stream only when returned.
+    async fn next(&mut self) -> jetstream::Message {
+        loop {
+            let messages = match &mut self.messages {
+                Some(messages) => messages,
+                None => match self
+                    .consumer
+                    .stream()
+                    .max_messages_per_batch(PULL_BATCH)
+                    .messages()
+                    .await
+                {
+                    Ok(messages) => self.messages.insert(messages),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot pull jobs from NATS; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                },
+            };
+            match messages.next().await {
+                Some(Ok(message)) => return message,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "pulling jobs from NATS failed; pulling again");
+                    self.messages = None;
+                }
+                None => self.messages = None,
+            }
+        }
+    }
+}
+
+/// The node's dispatcher: when a worker is free, takes the next job — from the scheduled lane
+/// first — runs it, and acknowledges it once settled. One loop for both lanes: a lane waiting
+/// for a job never holds a worker the other could use (with one worker, it would hold them all).
+async fn dispatch(
+    scheduled: consumer::PullConsumer,
+    main: consumer::PullConsumer,
     workers: Arc<Semaphore>,
     handler: JobHandler,
     mut stopped: watch::Receiver<bool>,
     heartbeat: Duration,
 ) {
+    let (mut scheduled, mut main) = (Lane::new(scheduled), Lane::new(main));
     loop {
-        let mut messages = match consumer
-            .stream()
-            .max_messages_per_batch(PULL_BATCH)
-            .messages()
-            .await
-        {
-            Ok(messages) => messages,
+        let permit = tokio::select! {
+            permit = workers.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        let message = tokio::select! {
+            biased;
+            _ = stopped.wait_for(|s| *s) => return,
+            message = scheduled.next() => message,
+            message = main.next() => message,
+        };
+        let message = Arc::new(message);
+        let job: RunJob = match serde_json::from_slice(&message.payload) {
+            Ok(job) => job,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot pull jobs from NATS; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    _ = stopped.wait_for(|s| *s) => return,
-                }
+                tracing::error!(error = %e, "a queued job could not be read; it is dropped");
+                let _ = message.ack_with(jetstream::AckKind::Term).await;
+                continue;
             }
         };
-        loop {
-            let permit = tokio::select! {
-                permit = workers.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => return,
-                },
-                _ = stopped.wait_for(|s| *s) => return,
-            };
-            let message = tokio::select! {
-                message = messages.next() => message,
-                _ = stopped.wait_for(|s| *s) => return,
-            };
-            let message = match message {
-                Some(Ok(message)) => Arc::new(message),
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "pulling jobs from NATS failed; pulling again");
-                    break;
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            // Progress acks while the run goes on, so a long run is not handed to another
+            // node; stopped when the run ends (the guard aborts it).
+            let beating = message.clone();
+            let beat = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(heartbeat).await;
+                    let _ = beating.ack_with(jetstream::AckKind::Progress).await;
                 }
-                None => break,
-            };
-            let job: RunJob = match serde_json::from_slice(&message.payload) {
-                Ok(job) => job,
-                Err(e) => {
-                    tracing::error!(error = %e, "a queued job could not be read; it is dropped");
-                    let _ = message.ack_with(jetstream::AckKind::Term).await;
-                    continue;
-                }
-            };
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                // Progress acks while the run goes on, so a long run is not handed to another
-                // node; stopped when the run ends (the guard aborts it).
-                let beating = message.clone();
-                let beat = tokio::spawn(async move {
-                    loop {
-                        tokio::time::sleep(heartbeat).await;
-                        let _ = beating.ack_with(jetstream::AckKind::Progress).await;
-                    }
-                });
-                // The beat goes on until the job is settled (after the run's accounting is
-                // committed), or stops when the settle is dropped unsettled.
-                let beat = AbortOnDrop(beat.abort_handle());
-                let settle: Settle = Box::new(move || {
-                    Box::pin(async move {
-                        if let Err(e) = message.double_ack().await {
-                            tracing::warn!(error = %e, "a finished job's acknowledgement failed; it will run again");
-                        }
-                        drop(beat);
-                    })
-                });
-                handler(job, Some(settle)).await;
-                drop(permit);
             });
-        }
+            // The beat goes on until the job is settled (after the run's accounting is
+            // committed), or stops when the settle is dropped unsettled.
+            let beat = AbortOnDrop(beat.abort_handle());
+            let settle: Settle = Box::new(move || {
+                Box::pin(async move {
+                    if let Err(e) = message.double_ack().await {
+                        tracing::warn!(error = %e, "a finished job's acknowledgement failed; it will run again");
+                    }
+                    drop(beat);
+                })
+            });
+            handler(job, Some(settle)).await;
+            drop(permit);
+        });
     }
 }
 

@@ -272,6 +272,34 @@ async fn a_change_announced_by_one_node_reaches_the_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_one_worker_runs_presses_and_ticks() {
+    // The lane waiting for timer ticks must not hold the only worker.
+    let settings = QueueSettings {
+        workers: 1,
+        ..QueueSettings::default()
+    };
+    let cluster = Cluster::start(1, settings).await;
+    cluster
+        .save("f", json!([button("go")]), json!([debug_node("hi")]))
+        .await;
+    let timer =
+        json!({"type": "timer", "key": "t", "config": {"seconds": 1}, "outputIds": [["d"]]});
+    cluster
+        .save("clock", json!([timer]), json!([debug_node("tick")]))
+        .await;
+    for _ in 0..3 {
+        cluster.nodes[0]
+            .engine
+            .press_virtual_button(&cluster.app, "f", press("go"))
+            .await
+            .unwrap();
+    }
+    let runs = cluster.wait_for_runs(4, Duration::from_secs(10)).await;
+    assert!(runs[0].len() >= 4, "{} runs", runs[0].len());
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_stream_refuses_presses() {
     // One worker held by a long delay, room for 5 jobs in the stream.
     let settings = QueueSettings {

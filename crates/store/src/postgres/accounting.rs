@@ -25,10 +25,12 @@ async fn first_reports<'a>(
     tx: &impl GenericClient,
     runs: &'a [RunRecord],
 ) -> StoreResult<Cow<'a, [RunRecord]>> {
-    let ids: Vec<&str> = runs.iter().filter_map(|r| r.once_id.as_deref()).collect();
+    let mut ids: Vec<&str> = runs.iter().filter_map(|r| r.once_id.as_deref()).collect();
     if ids.is_empty() {
         return Ok(Cow::Borrowed(runs));
     }
+    // In one order on every node, so two batches holding the same ids cannot deadlock.
+    ids.sort_unstable();
     let now = now_ms();
     let forget = tx
         .prepare_cached("DELETE FROM accounted_runs WHERE recorded_ms < $1")
