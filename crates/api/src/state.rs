@@ -70,6 +70,13 @@ impl AppState {
         }
     }
 
+    /// Reads again everything this node keeps in memory of the stored resources (tokens,
+    /// flows, triggers, webhooks, integrations): after it may have missed other nodes' changes.
+    pub async fn resync(&self) -> Result<(), flowd_store::StoreError> {
+        self.tokens.clear();
+        self.engine.resync().await
+    }
+
     /// Applies a change (made here or announced by another node) to what this node keeps in
     /// memory.
     pub async fn apply_change(&self, change: &Change) {

@@ -182,6 +182,23 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
             }))
             .await?;
         state.changes = Some(Arc::new(feed));
+        // Announcements are kept nowhere: after each reconnection (or messages NATS dropped)
+        // this node reads everything again. The first round covers what changed between the
+        // load above and the subscription.
+        let mut gaps = nats.gaps();
+        let local = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = local.resync().await {
+                tracing::error!(error = %e, "reading the store again failed");
+            }
+            while gaps.changed().await.is_ok() {
+                gaps.borrow_and_update();
+                tracing::info!("NATS reconnected: reading flows, webhooks and integrations again");
+                if let Err(e) = local.resync().await {
+                    tracing::error!(error = %e, "reading the store again failed");
+                }
+            }
+        });
         let local = engine.clone();
         let relay = nats
             .reply_relay(Arc::new(move |application_id, reply_id, reply| {

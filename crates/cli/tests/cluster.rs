@@ -563,8 +563,8 @@ impl OwnNats {
 async fn readiness_and_presses_follow_the_queue_going_away_and_back() {
     let nats = OwnNats::start(None, None);
     let server = format!("nats://127.0.0.1:{}", nats.port);
-    let cluster = Cluster::start_on(1, "", &server).await;
-    let node = &cluster.nodes[0];
+    let cluster = Cluster::start_on(2, "", &server).await;
+    let (node, other) = (&cluster.nodes[0], &cluster.nodes[1]);
     let app = node.create_application("Outage").await;
     let button = wired(json!({"type": "virtualButton", "key": "go"}));
     let flow = node
@@ -572,6 +572,8 @@ async fn readiness_and_presses_follow_the_queue_going_away_and_back() {
         .await;
     let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
     assert_eq!(node.press(&flow_path, json!({"key": "go"})).await.0, 200);
+    // The other node has the flow compiled, with its "go" button.
+    assert_eq!(other.press(&flow_path, json!({"key": "go"})).await.0, 200);
 
     let (port, dir) = nats.stop();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -593,6 +595,16 @@ async fn readiness_and_presses_follow_the_queue_going_away_and_back() {
     assert_eq!(body["type"], "ServiceUnavailable");
     // Liveness is not readiness: the process still answers.
     assert_eq!(node.call(Method::GET, "/health", None, None).await.0, 200);
+    // A change made meanwhile (the store is up) cannot be announced to the other node.
+    let renamed = wired(json!({"type": "virtualButton", "key": "again"}));
+    node.ok(
+        Method::PATCH,
+        &flow_path,
+        Some(&json!({"triggers": [renamed]})),
+        200,
+        SchemaName::Flow,
+    )
+    .await;
 
     let nats = OwnNats::start(Some(port), Some(dir));
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -603,8 +615,19 @@ async fn readiness_and_presses_follow_the_queue_going_away_and_back() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(node.press(&flow_path, json!({"key": "go"})).await.0, 200);
-    assert_runs_settle_at(node, &flow_path, 2, Duration::from_secs(15)).await;
+    assert_eq!(node.press(&flow_path, json!({"key": "again"})).await.0, 200);
+    // Reconnected, the other node read everything again: it runs the renamed button and no
+    // longer the old one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while other.press(&flow_path, json!({"key": "again"})).await.0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the other node kept the old flow"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(other.press(&flow_path, json!({"key": "go"})).await.0, 400);
+    assert_runs_settle_at(node, &flow_path, 4, Duration::from_secs(15)).await;
     cluster.stop().await;
     nats.stop();
 }

@@ -332,17 +332,39 @@ impl Engine {
         &self.inner.services.webhooks
     }
 
-    /// Connects every stored integration; called once at start, before requests are served.
+    /// Connects every stored integration (and, when called again, stops those gone from the
+    /// store); called at start, before requests are served.
     pub async fn connect_integrations(&self) -> Result<(), flowd_store::StoreError> {
         let docs = self
             .inner
             .store
             .all_resources(flowd_store::ResourceKind::Integration)
             .await?;
+        let stored: std::collections::HashSet<&str> =
+            docs.iter().map(|doc| text(doc, "id")).collect();
+        for id in self.integrations().ids() {
+            if !stored.contains(id.as_str()) {
+                self.integrations().remove(&id);
+            }
+        }
         for doc in &docs {
             self.integrations().apply(doc);
         }
         Ok(())
+    }
+
+    /// Reads again from the store everything this node keeps in memory of flows, webhooks and
+    /// integrations — after it may have missed changes the other nodes announced (its
+    /// connection to them was lost). Compiled flows are dropped, triggers re-armed, webhooks and
+    /// integrations reloaded (unchanged connections stay up).
+    pub async fn resync(&self) -> Result<(), flowd_store::StoreError> {
+        self.bump_epoch();
+        self.lock_cache().clear();
+        self.lock_heads().clear();
+        self.inner.services.triggers.disarm_all();
+        self.arm_all().await?;
+        crate::triggers::webhook::load(&*self.inner.store, self.webhooks()).await?;
+        self.connect_integrations().await
     }
 
     pub fn storage(&self) -> &StorageService {

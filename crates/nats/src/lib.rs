@@ -44,6 +44,9 @@ pub struct NatsCluster {
     cluster: String,
     /// This node's name in the change feed (so it ignores its own announcements).
     node_id: String,
+    /// Counts the connections made to NATS and the messages it dropped for this node: each
+    /// is a moment after which this node may have missed what other nodes sent.
+    gaps: tokio::sync::watch::Receiver<u64>,
 }
 
 /// The longest cluster name taken (it becomes part of subject and stream names).
@@ -91,7 +94,20 @@ impl NatsCluster {
     pub async fn connect(url: &str) -> Result<NatsCluster, NatsError> {
         let (server, cluster) = parse_url(url)?;
         let node_id = flowd_model::id::new_id();
+        let (gap, gaps) = tokio::sync::watch::channel(0u64);
+        let gap = std::sync::Arc::new(gap);
         let client = async_nats::ConnectOptions::new()
+            .event_callback(move |event| {
+                let gap = gap.clone();
+                async move {
+                    if matches!(
+                        event,
+                        async_nats::Event::Connected | async_nats::Event::SlowConsumer(_)
+                    ) {
+                        gap.send_modify(|n| *n += 1);
+                    }
+                }
+            })
             .name(format!("flowd {cluster} {node_id}"))
             .connection_timeout(Duration::from_secs(5))
             // Keep retrying in the background after a disconnect; jobs wait in the server.
@@ -118,6 +134,7 @@ impl NatsCluster {
             client,
             cluster,
             node_id,
+            gaps,
         })
     }
 
@@ -129,6 +146,13 @@ impl NatsCluster {
     /// This node's id in the cluster (random, new at every start).
     pub fn node_id(&self) -> &str {
         &self.node_id
+    }
+
+    /// Changes after every (re)connection to NATS and every message NATS dropped for this node:
+    /// the moments after which it must read what it keeps in memory again, since the other
+    /// nodes' announcements (core NATS, kept nowhere) may have passed it by.
+    pub fn gaps(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.gaps.clone()
     }
 
     /// Whether the connection to NATS is up now (for readiness checks).

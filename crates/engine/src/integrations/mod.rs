@@ -103,6 +103,16 @@ impl Integrations {
         }
     }
 
+    /// The ids of the integrations this node keeps.
+    pub fn ids(&self) -> Vec<String> {
+        self.links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Stops the connection of a deleted integration.
     pub fn remove(&self, id: &str) {
         let link = self

@@ -234,8 +234,26 @@ impl Webhooks {
 /// Fills the registry with every stored webhook; called once at start, before requests are
 /// served.
 pub async fn load(store: &dyn Store, webhooks: &Webhooks) -> Result<(), StoreError> {
-    for doc in store.all_resources(ResourceKind::Webhook).await? {
-        webhooks.apply(&doc);
+    let docs = store.all_resources(ResourceKind::Webhook).await?;
+    let stored: std::collections::HashSet<&str> = docs
+        .iter()
+        .filter_map(|doc| doc.get("id").and_then(Value::as_str))
+        .collect();
+    // Loaded again after changes may have been missed: what is gone from the store goes here.
+    let gone: Vec<String> = webhooks
+        .registry
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .tokens
+        .keys()
+        .filter(|id| !stored.contains(id.as_str()))
+        .cloned()
+        .collect();
+    for id in gone {
+        webhooks.remove(&id);
+    }
+    for doc in &docs {
+        webhooks.apply(doc);
     }
     Ok(())
 }
