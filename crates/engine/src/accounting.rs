@@ -133,10 +133,10 @@ impl RunObserver for Accounting {
             .iter()
             .map(|f| RunError {
                 time_ms: f.time_ms,
-                node_id: f.node_id.clone(),
-                node_label: f.node_label.clone(),
+                node_id: f.node_id.as_deref().map(storable),
+                node_label: f.node_label.as_deref().map(storable),
                 name: f.error.name.as_str().to_owned(),
-                message: f.error.message.clone(),
+                message: storable(&f.error.message),
             })
             .collect();
         let record = RunRecord {
@@ -160,5 +160,27 @@ impl RunObserver for Accounting {
         if buffer.runs.len() >= EARLY_FLUSH_RUNS {
             self.wake.notify_one();
         }
+    }
+}
+
+/// Text a store can keep in a text column: NUL characters (a script's `throw new
+/// Error("a\u0000b")`) become U+FFFD, since PostgreSQL refuses them — and a batch it refuses is
+/// retried whole, so one such message would stop every run's accounting after it.
+fn storable(text: &str) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::storable;
+
+    #[test]
+    fn nul_characters_are_replaced_in_stored_text() {
+        assert_eq!(storable("a\0b\0"), "a\u{FFFD}b\u{FFFD}");
+        assert_eq!(storable("plain"), "plain");
     }
 }
