@@ -133,6 +133,24 @@ async fn press_spread(nodes: &[&Server], flow_path: &str, key: &str, count: usiz
     accepted
 }
 
+/// A flow whose "go" button adds one to storage key `n`, after a Delay node of `delay` seconds
+/// when given (so that runs are still going on when something happens to their node).
+fn counter_flow(name: &str, delay: Option<f64>) -> Value {
+    let count = json!({"id": "count", "type": "StoreValueNode",
+        "config": {"keyName": "n", "valueType": "incr", "value": "1"}, "outputIds": [[]]});
+    let (first, nodes) = match delay {
+        None => ("count", json!([count])),
+        Some(delay) => (
+            "wait",
+            json!([{"id": "wait", "type": "DelayNode", "config": {"delay": delay},
+                    "outputIds": [["count"]]}, count]),
+        ),
+    };
+    json!({"name": name,
+           "triggers": [{"type": "virtualButton", "key": "go", "outputIds": [[first]]}],
+           "nodes": nodes})
+}
+
 fn debug_flow(name: &str, triggers: Value) -> Value {
     json!({
         "name": name,
@@ -161,18 +179,7 @@ async fn three_nodes_run_every_press_and_message_once_reply_across_nodes_and_sha
     // Presses on every node: each acknowledged press runs once, and the increments made on
     // three nodes at once add up (storage goes to the shared store, atomically).
     let app = a.create_application("Cluster").await;
-    let flow = a
-        .create_flow(
-            &app,
-            &json!({
-                "name": "presses",
-                "triggers": [{"type": "virtualButton", "key": "go", "outputIds": [["count"]]}],
-                "nodes": [{"id": "count", "type": "StoreValueNode",
-                           "config": {"keyName": "n", "valueType": "incr", "value": "1"},
-                           "outputIds": [[]]}]
-            }),
-        )
-        .await;
+    let flow = a.create_flow(&app, &counter_flow("presses", None)).await;
     let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
     let accepted = press_spread(&[a, b, c], &flow_path, "go", 300).await;
     assert_eq!(accepted, 300);
@@ -486,20 +493,7 @@ async fn a_node_stopped_cleanly_leaves_nothing_to_run_twice() {
     let mut cluster = Cluster::start(2, "queue-ack-wait-secs = 2\n").await;
     let app = cluster.nodes[0].create_application("Stop").await;
     let flow = cluster.nodes[0]
-        .create_flow(
-            &app,
-            &json!({
-                "name": "count",
-                "triggers": [{"type": "virtualButton", "key": "go", "outputIds": [["wait"]]}],
-                "nodes": [
-                    {"id": "wait", "type": "DelayNode", "config": {"delay": 0.5},
-                     "outputIds": [["count"]]},
-                    {"id": "count", "type": "StoreValueNode",
-                     "config": {"keyName": "n", "valueType": "incr", "value": "1"},
-                     "outputIds": [[]]}
-                ]
-            }),
-        )
+        .create_flow(&app, &counter_flow("count", Some(0.5)))
         .await;
     let flow_path = format!("/applications/{app}/flows/{}", flow["id"].as_str().unwrap());
     let accepted = press_spread(&[&cluster.nodes[1]], &flow_path, "go", 200).await;
