@@ -36,7 +36,7 @@ pub struct RunArgs {
 struct Printer;
 
 impl RunObserver for Printer {
-    fn debug(&self, message: &DebugMessage) {
+    fn debug(&self, message: &Arc<DebugMessage>) {
         let node = message.node_id.as_deref().unwrap_or("-");
         let value = if message.value.is_null() {
             String::new()

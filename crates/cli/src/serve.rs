@@ -208,7 +208,7 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         engine.replies().set_relay(Arc::new(relay));
         let local = engine.clone();
         let relay = nats
-            .debug_relay(Arc::new(move |message| local.debug().deliver(&message)))
+            .debug_relay(Arc::new(move |message| local.debug().deliver(message)))
             .await?;
         engine.debug().set_relay(Arc::new(relay));
     }

@@ -31,7 +31,7 @@ struct HubState {
     retained_bytes: usize,
     /// Channels of flows someone watches; made on subscribe, dropped when the last watcher has
     /// gone (a broadcast channel holds its whole backlog of slots).
-    live: HashMap<String, broadcast::Sender<DebugMessage>>,
+    live: HashMap<String, broadcast::Sender<Arc<DebugMessage>>>,
 }
 
 /// Carries this node's debug output to the other nodes of a cluster.
@@ -56,27 +56,27 @@ impl DebugHub {
     }
 
     /// Another node's debug output: kept and streamed here like this node's own.
-    pub fn deliver(&self, message: &DebugMessage) {
-        self.keep(message);
+    pub fn deliver(&self, message: DebugMessage) {
+        self.keep(&Arc::new(message));
     }
 
     /// The recent messages of a flow, oldest first.
-    pub fn recent(&self, flow_id: &str) -> Vec<DebugMessage> {
+    pub fn recent(&self, flow_id: &str) -> Vec<Arc<DebugMessage>> {
         let state = self.state();
-        let mut found: Vec<DebugMessage> = state
+        let mut found: Vec<Arc<DebugMessage>> = state
             .retained
             .iter()
             .rev()
             .filter(|(m, _)| m.flow_id == flow_id)
             .take(DEBUG_RING)
-            .map(|(m, _)| DebugMessage::clone(m))
+            .map(|(m, _)| Arc::clone(m))
             .collect();
         found.reverse();
         found
     }
 
     /// Live messages of a flow from now on.
-    pub fn subscribe(&self, flow_id: &str) -> broadcast::Receiver<DebugMessage> {
+    pub fn subscribe(&self, flow_id: &str) -> broadcast::Receiver<Arc<DebugMessage>> {
         self.state()
             .live
             .entry(flow_id.to_owned())
@@ -97,7 +97,7 @@ impl DebugHub {
 }
 
 impl RunObserver for DebugHub {
-    fn debug(&self, message: &DebugMessage) {
+    fn debug(&self, message: &Arc<DebugMessage>) {
         self.keep(message);
         if let Some(relay) = self.relay.get() {
             relay.forward(message);
@@ -106,10 +106,12 @@ impl RunObserver for DebugHub {
 }
 
 impl DebugHub {
-    fn keep(&self, message: &DebugMessage) {
+    /// Keeps the message itself, shared with the run that made it and any live subscriber:
+    /// copying its value (often the whole payload) per keeper was a tenth of a press's CPU.
+    fn keep(&self, message: &Arc<DebugMessage>) {
         let size = approximate_size(message);
         let mut state = self.state();
-        state.retained.push_back((Arc::new(message.clone()), size));
+        state.retained.push_back((Arc::clone(message), size));
         state.retained_bytes += size;
         while state.retained.len() > DEBUG_RETAINED
             || (state.retained_bytes > DEBUG_RETAINED_BYTES && state.retained.len() > 1)
@@ -120,7 +122,7 @@ impl DebugHub {
         }
         if let Some(live) = state.live.get(&message.flow_id) {
             // Sending fails only when every subscriber has gone: then the channel goes too.
-            if live.send(message.clone()).is_err() {
+            if live.send(Arc::clone(message)).is_err() {
                 state.live.remove(&message.flow_id);
             }
         }
@@ -170,8 +172,8 @@ mod tests {
     fn a_flow_gets_its_newest_messages_oldest_first() {
         let hub = DebugHub::default();
         for n in 0..150 {
-            hub.debug(&message("a", n, json!(n)));
-            hub.debug(&message("b", n, json!(n)));
+            hub.debug(&Arc::new(message("a", n, json!(n))));
+            hub.debug(&Arc::new(message("b", n, json!(n))));
         }
         let recent = hub.recent("a");
         assert_eq!(recent.len(), DEBUG_RING);
@@ -185,7 +187,7 @@ mod tests {
     fn what_is_kept_is_bounded_for_all_flows_together() {
         let hub = DebugHub::default();
         for n in 0..20_000 {
-            hub.debug(&message(&format!("flow{n}"), n, json!({"n": n})));
+            hub.debug(&Arc::new(message(&format!("flow{n}"), n, json!({"n": n}))));
         }
         let state = hub.state();
         assert_eq!(state.retained.len(), DEBUG_RETAINED);
@@ -199,7 +201,7 @@ mod tests {
         // Big values: the byte budget, not the count, bounds what is kept.
         let big = "x".repeat(1024 * 1024);
         for n in 0..40 {
-            hub.debug(&message("big", n, json!(big)));
+            hub.debug(&Arc::new(message("big", n, json!(big))));
         }
         let state = hub.state();
         assert!(state.retained_bytes <= DEBUG_RETAINED_BYTES);
@@ -212,9 +214,14 @@ mod tests {
     fn live_subscribers_get_messages_and_forget_drops_a_flow() {
         let hub = DebugHub::default();
         let mut live = hub.subscribe("a");
-        hub.debug(&message("a", 1, json!(1)));
-        hub.debug(&message("b", 2, json!(2)));
-        assert_eq!(live.try_recv().map(|m| m.message).ok(), Some("m1".into()));
+        let sent = Arc::new(message("a", 1, json!(1)));
+        hub.debug(&sent);
+        hub.debug(&Arc::new(message("b", 2, json!(2))));
+        let streamed = live.try_recv().expect("a live message");
+        assert_eq!(streamed.message, "m1");
+        // Kept and streamed as the run's own message, not copies of it.
+        assert!(Arc::ptr_eq(&streamed, &sent));
+        assert!(Arc::ptr_eq(&hub.recent("a")[0], &sent));
         assert!(live.try_recv().is_err(), "only its own flow's messages");
         hub.forget("a");
         assert!(hub.recent("a").is_empty());

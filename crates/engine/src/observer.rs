@@ -6,6 +6,7 @@
 use crate::error::NodeError;
 use crate::node::RunInfo;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A Debug node's output or a Function node's `console.log` line (plain data: in a cluster it
@@ -64,6 +65,7 @@ pub trait RunObserver: Send + Sync {
         false
     }
     fn step(&self, _run: &RunInfo, _event: &StepEvent<'_>) {}
-    fn debug(&self, _message: &DebugMessage) {}
+    /// A debug message, shared: observers that keep it keep the `Arc`, not a copy of its value.
+    fn debug(&self, _message: &Arc<DebugMessage>) {}
     fn run_finished(&self, _run: &RunInfo, _result: &RunResult) {}
 }

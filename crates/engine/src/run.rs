@@ -494,6 +494,7 @@ async fn run_loop(
 
 fn publish_debug(services: &Services, debug: &mut Vec<DebugMessage>) {
     for message in debug.drain(..) {
+        let message = Arc::new(message);
         for observer in &services.observers {
             observer.debug(&message);
         }

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 struct Debugs(Mutex<Vec<String>>);
 
 impl RunObserver for Debugs {
-    fn debug(&self, message: &DebugMessage) {
+    fn debug(&self, message: &Arc<DebugMessage>) {
         let line = format!("{} {}", message.message, message.value);
         self.0.lock().unwrap().push(line);
     }

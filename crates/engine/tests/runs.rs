@@ -88,6 +88,7 @@ impl Setup {
             .recent(&self.flow_id)
             .into_iter()
             .filter(|m| m.run_id == run_id)
+            .map(|m| DebugMessage::clone(&m))
             .collect()
     }
 }

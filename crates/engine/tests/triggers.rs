@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 struct Seen(Mutex<Vec<(String, Value, i64)>>);
 
 impl RunObserver for Seen {
-    fn debug(&self, message: &DebugMessage) {
+    fn debug(&self, message: &Arc<DebugMessage>) {
         self.0.lock().unwrap().push((
             message.flow_id.clone(),
             message.value.clone(),

@@ -26,7 +26,7 @@ struct Seen {
 }
 
 impl RunObserver for Seen {
-    fn debug(&self, message: &DebugMessage) {
+    fn debug(&self, message: &Arc<DebugMessage>) {
         self.printed
             .lock()
             .unwrap()
