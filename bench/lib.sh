@@ -203,6 +203,23 @@ load_window() {
     fi
 }
 
+# floor_window BENCH SYSTEM LABEL C SCRIPT URL PID: one window without a counter (for requests
+# that store nothing); records answered/s (2xx), p99 and the server's CPU.
+floor_window() {
+    local bench=$1 system=$2 label=$3 c=$4 script=$5 url=$6 pid=$7 ticks0 start summary
+    warm_up "$script" "$url" "$c"
+    ticks0=$(cpu_ticks "$pid")
+    start=$(now_ns)
+    summary=$(wrk_summary "$bench-$system-$label" "$c" "$DURATION" "$script" "$url")
+    record "$bench" "$system" "$label.cpu_pct" "$(cpu_pct "$ticks0" "$(cpu_ticks "$pid")" "$start")"
+    local answered
+    answered=$(jq -r '(.requests // 0) - (.non2xx // 0)' <<<"$summary")
+    record "$bench" "$system" "$label.answered_rps" "$(calc "$answered / $(jq -r '.secs // 1' <<<"$summary")" 0)"
+    record "$bench" "$system" "$label.p99_ms" "$(jq -r '.p99_ms // empty' <<<"$summary")"
+    echo "$bench $system $label: c=$c $summary"
+    [ "$answered" -gt 0 ] || fail "$bench $system $label: no request was answered"
+}
+
 # time_get BENCH METRIC RUNS URL [JQ_CHECK EXPECTED]: GETs URL once to warm up, then RUNS times;
 # records the median and the best time in ms, the status and the body size; with a check, the
 # jq expression applied to the body must print EXPECTED.
@@ -290,6 +307,10 @@ press_flow_json() {
   {"id": "debug", "type": "DebugNode", "config": {"message": "pressed"}, "outputIds": [[]]}
  ]}
 JSON
+}
+# A virtual button wired to nothing: a run with no node (the press floor).
+empty_flow_json() {
+    echo '{"name": "press-floor", "triggers": [{"type": "virtualButton", "key": "press", "outputIds": [[]]}], "nodes": []}'
 }
 # A chain of N Function nodes with a small script, then the incr counter.
 function_flow_json() {

@@ -5,8 +5,11 @@
 --                      random one of them (the 10,000-flow benchmark)
 --   WRK_DELAY_MS       optional: each connection waits this long before each request, to hold
 --                      the rate near connections * 1000 / WRK_DELAY_MS (the half-peak run)
-wrk.method = "POST"
-wrk.body   = '{"key":"press","payload":{"count":1}}'
+--   WRK_METHOD         optional: GET sends no body (the HTTP floor, GET /health)
+wrk.method = os.getenv("WRK_METHOD") or "POST"
+if wrk.method == "POST" then
+  wrk.body = '{"key":"press","payload":{"count":1}}'
+end
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("FLOWD_BENCH_TOKEN")
 

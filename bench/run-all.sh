@@ -152,6 +152,17 @@ bench_press() {
     record press flowd half.target_rps "$target"
     WRK_DELAY_MS=$HALF_DELAY_MS load_window press flowd half "$half_c" "$DURATION" \
         "$BENCH/press.lua" "$url/virtualButton" "$FLOWD_PID" counter "$url"
+
+    # Floors, at the highest connection count: what flowd answers when the work is taken away
+    # step by step — presses of a flow with no nodes (request, token, schema, queue, an empty
+    # run, its accounting) and GET /health (flowd's HTTP stack alone). No counter to check:
+    # nothing is stored.
+    local empty c_max=${CONNECTIONS##* }
+    empty=$(new_flow "$app" "$(empty_flow_json)")
+    floor_window press flowd floor_empty "$c_max" "$BENCH/press.lua" \
+        "$FLOWD_URL/applications/$app/flows/$empty/virtualButton" "$FLOWD_PID"
+    WRK_METHOD=GET floor_window press flowd floor_health "$c_max" "$BENCH/press.lua" \
+        "$FLOWD_URL/health" "$FLOWD_PID"
     flowd_stop
 }
 
@@ -517,6 +528,11 @@ summary() {
                 fi
             done
         done
+        if [ -n "$(res press.flowd.floor_empty.answered_rps)" ]; then
+            local top=${CONNECTIONS##* }
+            echo
+            echo "Floors at c=$top, same pinning: presses of a flow with no nodes $(res press.flowd.floor_empty.answered_rps)/s ($(ratio "$(res press.flowd.floor_empty.answered_rps)" "$(res reqreply.ceiling.c$top.accepted_rps)") the ceiling), flowd's GET /health $(res press.flowd.floor_health.answered_rps)/s ($(ratio "$(res press.flowd.floor_health.answered_rps)" "$(res reqreply.ceiling.c$top.accepted_rps)")); the press flow $(res press.flowd.c$top.completed_rps)/s."
+        fi
         if [ -n "$(res press.flowd.half.completed_rps)" ]; then
             echo
             echo "Half of the press peak ($(res press.flowd.peak_rps)/s): target $(res press.flowd.half.target_rps)/s, achieved $(res press.flowd.half.completed_rps)/s, p99 $(res press.flowd.half.p99_ms) ms (target < 10 ms)."
