@@ -831,3 +831,199 @@ fn memory_a_run_touched_is_given_back() {
         assert!(worker.prepare());
     }
 }
+
+/// Runs `script` on `worker` and resets it, as the pool does.
+fn run_on(worker: &mut worker::Worker, script: &str) -> Result<JsOutcome, JsError> {
+    let result = worker.run(script, &json!({}), Box::new(|| false));
+    assert!(worker.prepare());
+    result
+}
+
+/// A script that ran before runs from its compiled form, which behaves exactly as compiling it
+/// again: same results, same stack traces (file, lines), same source text, sloppy mode, and the
+/// features whose compiled form holds more than code (templates, regular expressions, BigInts,
+/// classes with private fields, generators).
+#[test]
+fn a_script_compiled_before_runs_the_same() {
+    let mut worker = worker::Worker::new(limits(2_000)).unwrap();
+    let script = "const tag = (s, ...v) => s.raw.join('|') + Object.isFrozen(s) + v.join();\n\
+         class K { #p = 2n ** 70n; static s = /a(b+)/g; get p() { return String(this.#p); } }\n\
+         function* g() { yield* [1, 2]; }\n\
+         sloppyGlobal = 1;\n\
+         const e = new Error('where');\n\
+         payload.r = [tag`a\\n${1}b`, new K().p, 'xabbb'.replace(K.s, '$1'), [...g()], 0.1 + 0.2,\n\
+           e.stack.split('\\n')[0].trim(), e.stack.split('\\n').length,\n\
+           arguments.callee.toString().length, arguments.callee.toString().slice(0, 40)];\n\
+         payload.f = (function () { return this === globalThis; })();";
+    let first = run_on(&mut worker, script).unwrap();
+    assert_eq!(worker.cached_scripts(), 1);
+    for _ in 0..3 {
+        assert_eq!(run_on(&mut worker, script).unwrap(), first);
+    }
+    let expected_source = format!("async function () {{{script}\n}}");
+    assert_eq!(
+        first.payload,
+        json!({
+            "r": ["a\\n|btrue1", "1180591620717411303424", "xbbb", [1, 2], 0.30000000000000004,
+                  "at <anonymous> (function-node.js:5:15)", 2,
+                  expected_source.len(), expected_source.chars().take(40).collect::<String>()],
+            "f": true
+        })
+    );
+    assert_eq!(worker.cached_scripts(), 1);
+}
+
+/// Scripts are told apart by their whole text.
+#[test]
+fn compiled_scripts_are_told_apart_by_their_text() {
+    let mut worker = worker::Worker::new(limits(2_000)).unwrap();
+    for round in 0..2 {
+        for (script, expected) in [
+            ("return 1;", json!(1)),
+            ("return 2;", json!(2)),
+            ("return 1; ", json!(1)),
+            ("return '1';", json!("1")),
+            ("return 1;//", json!(1)),
+        ] {
+            assert_eq!(
+                run_on(&mut worker, script).unwrap().payload,
+                expected,
+                "{round}"
+            );
+        }
+    }
+    assert_eq!(worker.cached_scripts(), 5);
+}
+
+/// Nothing a run does to its function, to what the script defined or to the built-ins survives
+/// into the next run of the same (compiled) script; neither does code that closes the wrapper
+/// early and runs at the top level.
+#[test]
+fn a_compiled_script_starts_afresh_every_run() {
+    let mut worker = worker::Worker::new(limits(2_000)).unwrap();
+    let script = "const f = arguments.callee;\n\
+         payload.seen = [f.runs, f.prototype, Object.getPrototypeOf(f).touched, typeof leftover,\n\
+           helper.calls, [].polluted, Object.isFrozen(f)];\n\
+         f.runs = (f.runs || 0) + 1; f.prototype = 'changed'; Object.getPrototypeOf(f).touched = 1;\n\
+         globalThis.leftover = 1; function helper() {} helper.calls = 1; Array.prototype.polluted = 1;\n\
+         Object.freeze(f);";
+    for _ in 0..3 {
+        let out = run_on(&mut worker, script).unwrap();
+        assert_eq!(
+            out.payload,
+            json!({ "seen": [null, null, null, "undefined", null, null, false] })
+        );
+    }
+    let escaping = "}); globalThis.escaped = (globalThis.escaped || 0) + 1; (async function () {";
+    for _ in 0..3 {
+        assert_eq!(run_on(&mut worker, escaping).unwrap().payload, json!({}));
+        let out = run_on(&mut worker, "payload.escaped = typeof escaped;").unwrap();
+        assert_eq!(out.payload, json!({ "escaped": "undefined" }));
+    }
+}
+
+/// A script that does not compile is not kept and fails the same way every time.
+#[test]
+fn a_syntax_error_is_reported_every_time() {
+    let mut worker = worker::Worker::new(limits(2_000)).unwrap();
+    let first = script_error(run_on(&mut worker, "payload.x = ;"));
+    assert_eq!(first.0, "SyntaxError");
+    for _ in 0..3 {
+        assert_eq!(script_error(run_on(&mut worker, "payload.x = ;")), first);
+        assert_eq!(
+            run_on(&mut worker, "payload.x = 1;").unwrap().payload,
+            json!({ "x": 1 })
+        );
+    }
+    assert_eq!(worker.cached_scripts(), 1);
+}
+
+/// A compiled script still stops at the time limit and the memory limit.
+#[test]
+fn a_compiled_script_still_times_out_and_runs_out_of_memory() {
+    let mut quick = worker::Worker::new(limits(100)).unwrap();
+    let mut worker = worker::Worker::new(limits(5_000)).unwrap();
+    for _ in 0..3 {
+        assert_eq!(run_on(&mut quick, "while (true) {}"), Err(JsError::Timeout));
+        assert_eq!(
+            run_on(
+                &mut worker,
+                "const keep = []; while (true) keep.push(new Array(100000).fill(1.5));"
+            ),
+            Err(JsError::OutOfMemory)
+        );
+    }
+    assert_eq!((quick.cached_scripts(), worker.cached_scripts()), (1, 1));
+    for worker in [&mut quick, &mut worker] {
+        assert_eq!(
+            run_on(worker, "payload.ok = true;").unwrap().payload,
+            json!({ "ok": true })
+        );
+    }
+}
+
+/// More scripts than a worker keeps compiled: each still runs its own code; the cache stays
+/// within its bounds; once it has missed enough runs the worker asks to be replaced, and the new
+/// one keeps the scripts in use then.
+#[test]
+fn more_scripts_than_the_cache_holds_all_run_correctly() {
+    let limits = limits(2_000);
+    let mut worker = worker::Worker::new(limits).unwrap();
+    let base = worker.snapshot_bytes();
+    let count = worker::MAX_CACHED_SCRIPTS + 20;
+    // Each pass misses 20 runs; the restart comes with the last pass's last miss.
+    let passes = worker::MISSES_BEFORE_RESTART as usize / 20;
+    let mut restarted = false;
+    'passes: for pass in 0..passes + 1 {
+        for i in 0..count {
+            let out = worker
+                .run(&format!("return {i} * 2;"), &json!({}), Box::new(|| false))
+                .unwrap();
+            assert_eq!(out.payload, json!(i * 2));
+            assert_eq!(
+                worker.cached_scripts(),
+                (i + 1).min(worker::MAX_CACHED_SCRIPTS).max(if pass > 0 {
+                    worker::MAX_CACHED_SCRIPTS
+                } else {
+                    0
+                })
+            );
+            if !worker.prepare() {
+                assert_eq!(pass, passes - 1, "replaced after {pass} passes");
+                restarted = true;
+                break 'passes;
+            }
+        }
+    }
+    assert!(
+        restarted,
+        "a full cache that keeps missing asks for a new worker"
+    );
+    assert!(worker.snapshot_bytes() <= base + worker::MAX_CACHED_BYTES);
+    let mut worker = worker::Worker::new(limits).unwrap(); // as the pool does
+    let out = worker
+        .run("return 'new';", &json!({}), Box::new(|| false))
+        .unwrap();
+    assert_eq!(out.payload, json!("new"));
+    assert_eq!(worker.cached_scripts(), 1);
+
+    // Big scripts are kept only while the snapshot stays within its bound; a script too big to
+    // keep at all runs all the same.
+    let big = |n: usize, size: usize| {
+        format!("const s = '{}';\nreturn s.length + {n};", "x".repeat(size))
+    };
+    for n in 0..8 {
+        let out = run_on(&mut worker, &big(n, worker::MAX_CACHED_BYTES / 4)).unwrap();
+        assert_eq!(out.payload, json!(worker::MAX_CACHED_BYTES / 4 + n));
+        assert!(worker.snapshot_bytes() <= base + worker::MAX_CACHED_BYTES);
+    }
+    assert!(worker.cached_scripts() < 8);
+    for _ in 0..3 {
+        let out = run_on(&mut worker, &big(0, worker::MAX_CACHED_BYTES * 2)).unwrap();
+        assert_eq!(out.payload, json!(worker::MAX_CACHED_BYTES * 2));
+    }
+    assert_eq!(
+        run_on(&mut worker, "return 'after';").unwrap().payload,
+        json!("after")
+    );
+}

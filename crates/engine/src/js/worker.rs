@@ -12,8 +12,7 @@
 //! run does can be seen by another. Cost: a `memcpy` of the snapshot (~10 µs) instead of a
 //! fresh context and a collection per run (`Context::full`, 100–170 µs; even `Context::base`
 //! with no optional intrinsics is ~65 µs): about four times the runs a second on one worker for a
-//! small script (`js_throughput` in `tests.rs`). What a small run costs now is mostly compiling
-//! the script, `JSON.stringify` of the result and the copy itself.
+//! small script (`js_throughput` in `tests.rs`).
 //!
 //! Freezing and reusing one context without the copy was rejected: QuickJS keeps per-context
 //! state that freezing does not cover (the `Error` setters above), every hidden intrinsic must be
@@ -24,8 +23,33 @@
 //! during the run exists when it happens (`execute` drops all of them before it returns); no Rust
 //! closure becomes a JavaScript function after the snapshot (its box would never be freed); and
 //! the Rust closures made before it (the console's sink, `Math.random`) are also held from Rust,
-//! so that no run can free them by dropping their last JavaScript reference. `performance.now()`
+//! so that no run can free them by dropping their last JavaScript reference. The only other
+//! handles that outlive a run are the kept compiled scripts' (below), each taken before the
+//! snapshot it belongs to and given back before the runtime is freed. `performance.now()`
 //! counts from when the worker was set up, not from the run's start.
+//!
+//! # Compiled scripts, kept in the snapshot
+//! Compiling the wrapper around a small script was a fifth of its run (~50k of ~240k
+//! instructions; 7–12 µs). So the first run of a script on a worker compiles it on the restored
+//! heap, before the run starts (compiling runs no JavaScript: code that closes the wrapper early
+//! only runs when the compiled script is evaluated), keeps a reference to the compiled script
+//! and takes a new snapshot. Every later run starts from a heap that already holds it and only
+//! evaluates it, which yields the wrapper function: evaluating source is exactly compiling then
+//! evaluating (QuickJS's `JS_Eval`), and the compiled script is the very bytecode a compilation
+//! gives, put back byte for byte with the rest after each run, so a run can no more change it
+//! for the next than anything else in the region. Serializing bytecode (`JS_WriteObject` /
+//! `JS_ReadObject`, ~1 µs to read back a small script) was tried instead and rejected: what it
+//! reads back is not always the same (a tagged template's strings array comes back extensible,
+//! so `Object.isFrozen` differs).
+//!
+//! Bounds, because every restore copies what the cache adds: [`MAX_CACHED_SCRIPTS`] scripts and
+//! [`MAX_CACHED_BYTES`] of snapshot growth (a small script adds ~700 bytes). Keeping a script
+//! costs its first run a new snapshot (~10 µs). A script that does not compile, or would not
+//! fit, is compiled by each run as before (and remembered, so that it is not compiled twice a
+//! run). Once the cache is full, other scripts are compiled by each run; after
+//! [`MISSES_BEFORE_RESTART`] such runs the worker asks to be replaced, so that the scripts in
+//! use then take the places of those no longer used. The memory limit counts the kept scripts
+//! (at most [`MAX_CACHED_BYTES`] of it).
 //!
 //! A run that timed out, ran out of memory or failed inside flowd needs nothing more: the copy
 //! undoes it like any other. After a run that took the region far past the snapshot (a big
@@ -34,12 +58,17 @@
 //! replaced.
 
 use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CStr, CString};
+use std::hash::{BuildHasher, RandomState};
 use std::rc::Rc;
 use std::time::Instant;
 
 use rquickjs::context::EvalOptions;
 use rquickjs::object::Property;
-use rquickjs::{Coerced, Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value};
+use rquickjs::{
+    qjs, Coerced, Context, Ctx, FromJs, Function, Object, Persistent, Promise, Runtime, Value,
+};
 
 use super::arena::{Arena, ArenaAllocator, Snapshot};
 
@@ -51,7 +80,14 @@ use super::{
 const CONSOLE_JS: &str = include_str!("console.js");
 
 /// The file name QuickJS puts in stack traces of the user's script.
-const SCRIPT_FILE: &str = "function-node.js";
+const SCRIPT_FILE: &CStr = c"function-node.js";
+/// Most scripts a worker keeps compiled in its snapshot.
+pub(super) const MAX_CACHED_SCRIPTS: usize = 64;
+/// Most bytes keeping compiled scripts may add to the snapshot, which every reset copies.
+pub(super) const MAX_CACHED_BYTES: usize = 128 * 1024;
+/// Runs a full cache could not serve after which the worker starts over, so that scripts in use
+/// now can take the places of scripts no longer used.
+pub(super) const MISSES_BEFORE_RESTART: u32 = 1000;
 
 /// A run's deadline (and a way to see that nobody waits for the run any more), shared with the
 /// runtime's interrupt handler.
@@ -128,6 +164,32 @@ fn truncate_utf8(text: &mut String, max: usize) {
     text.truncate(end);
 }
 
+/// The scripts a worker keeps compiled, by their text. Each value is a compiled script (QuickJS
+/// bytecode) in the region that this map holds one reference to; the reference is counted in the
+/// snapshot, so every restore brings the script back as it was compiled, and no run can free it.
+#[derive(Default)]
+struct Scripts {
+    compiled: HashMap<Box<str>, qjs::JSValue>,
+    /// Hashes of scripts that could not be kept (they do not compile, or take too much room),
+    /// so that they are not compiled twice a run; a hint only: a wrong answer costs a compilation.
+    not_kept: HashSet<u64>,
+    hasher: RandomState,
+    /// Runs since the cache filled up whose scripts it could not keep.
+    missed_while_full: u32,
+}
+
+/// Most scripts remembered as not kept before that list starts over.
+const MAX_NOT_KEPT: usize = 256;
+
+/// How a run gets its script's compiled form.
+#[derive(Clone, Copy)]
+enum Code<'a> {
+    /// Kept in the snapshot; the run uses it without taking it over.
+    Kept(qjs::JSValue),
+    /// Not kept: the run compiles the source itself.
+    Source(&'a str),
+}
+
 /// Memory a worker's region reserves beyond twice the memory limit, for the size classes
 /// rounding and the set-up itself.
 const REGION_HEADROOM: usize = 16 * 1024 * 1024;
@@ -146,6 +208,10 @@ pub(super) struct Worker {
     logs: Rc<RefCell<Logs>>,
     /// True once a run has touched the region since the last restore.
     dirty: bool,
+    /// Scripts compiled in the snapshot, so that runs need not compile them.
+    scripts: Scripts,
+    /// The snapshot's size right after set-up, before any script was kept.
+    base_len: usize,
     // Fields drop in this order: the handles, then the context (which holds the runtime), then the
     // region they live in.
     /// The functions backed by Rust closures (the console's sink, `Math.random`), held from Rust
@@ -188,6 +254,8 @@ impl Worker {
             clock,
             logs,
             dirty: false,
+            scripts: Scripts::default(),
+            base_len: snapshot.len(),
             _rust_functions: rust_functions,
             context,
             snapshot,
@@ -195,21 +263,31 @@ impl Worker {
         })
     }
 
-    /// Puts the worker back as it was set up, while nobody waits for it; false when it should be
-    /// replaced instead (a run used much memory and its pages cannot be given back in place).
+    /// Puts the worker back as it was set up (with the scripts it keeps compiled), while nobody
+    /// waits for it; false when it should be replaced instead (a run used much memory and its
+    /// pages cannot be given back in place, or its cache has been full for a long while).
     pub(super) fn prepare(&mut self) -> bool {
+        let fresh = self.scripts.missed_while_full < MISSES_BEFORE_RESTART;
         if !self.dirty {
-            return true;
+            return fresh;
         }
         let high_water = self.arena.used();
-        // SAFETY: no JavaScript runs now and every handle made during the last run was dropped
-        // when `execute` returned: the runtime and context are the snapshot's again.
+        // SAFETY: no JavaScript runs now and every handle made since the snapshot was dropped
+        // (by `execute` before it returned, or by `keep` before it took the snapshot): the
+        // runtime and context are the snapshot's again.
         unsafe { self.arena.restore(&self.snapshot) };
         self.dirty = false;
         // A run that touched much more than the snapshot gives those pages back (a restore
         // leaves them resident); smaller ones keep theirs for the next run.
-        high_water <= self.snapshot.len() + RETAINED_AFTER_RUN
-            || self.arena.release(self.snapshot.len(), high_water)
+        fresh
+            && (high_water <= self.snapshot.len() + RETAINED_AFTER_RUN
+                || self.arena.release(self.snapshot.len(), high_water))
+    }
+
+    /// Scripts this worker keeps compiled.
+    #[cfg(test)]
+    pub(super) fn cached_scripts(&self) -> usize {
+        self.scripts.compiled.len()
     }
 
     /// Bytes each reset copies back.
@@ -231,15 +309,74 @@ impl Worker {
         let _ = self.prepare();
         let payload_json = serde_json::to_string(payload)
             .map_err(|e| JsError::Internal(format!("payload does not serialize: {e}")))?;
+        // Compiling counts against the run's time, whether it happens in `keep` or in the run.
+        self.clock.start(&self.limits, abandoned);
+        let code = self.keep(script);
         self.logs.borrow_mut().lines.clear();
         self.dirty = true;
-        self.clock.start(&self.limits, abandoned);
         let result = self
             .context
-            .with(|ctx| execute(&ctx, script, &payload_json, &self.clock));
+            .with(|ctx| execute(&ctx, code, &payload_json, &self.clock));
         self.clock.stop();
         let logs = std::mem::take(&mut self.logs.borrow_mut().lines);
         result.map(|payload| JsOutcome { payload, logs })
+    }
+
+    /// How the run of `script` gets its compiled form: kept in the snapshot, or compiled now
+    /// and kept (with a new snapshot) when the script is new and there is room. Called on the
+    /// restored heap, before the run.
+    fn keep<'s>(&mut self, script: &'s str) -> Code<'s> {
+        let scripts = &mut self.scripts;
+        if let Some(&compiled) = scripts.compiled.get(script) {
+            return Code::Kept(compiled);
+        }
+        let hash = scripts.hasher.hash_one(script);
+        if scripts.not_kept.contains(&hash) {
+            return Code::Source(script);
+        }
+        if scripts.compiled.len() >= MAX_CACHED_SCRIPTS {
+            scripts.missed_while_full = scripts.missed_while_full.saturating_add(1);
+            return Code::Source(script);
+        }
+        // Compiling runs no JavaScript (code that closes the wrapper early runs when the
+        // compiled script is evaluated, in the run): what it leaves is the compiled script and
+        // the atoms it names, which no script can tell from a fresh compilation's.
+        self.dirty = true;
+        let compiled = self.context.with(|ctx| match compile(&ctx, script) {
+            // SAFETY: a new reference to a live value, for the cache to own (forgetting the
+            // `Value` instead would also keep its hold on the context).
+            Ok(compiled) => {
+                Some(unsafe { qjs::JS_DupValue(ctx.as_raw().as_ptr(), compiled.as_raw()) })
+            }
+            Err(_) => {
+                let _ = ctx.catch(); // the run compiles it again and reports the error
+                None
+            }
+        });
+        let grown = self.arena.used().saturating_sub(self.base_len);
+        match compiled {
+            Some(raw) if grown <= MAX_CACHED_BYTES => {
+                scripts.compiled.insert(script.into(), raw);
+                // No handle to anything made since the last snapshot is held but the cache's.
+                self.snapshot = self.arena.snapshot();
+                self.dirty = false;
+                Code::Kept(raw)
+            }
+            _ => {
+                if compiled.is_some() && !scripts.compiled.is_empty() {
+                    // It might fit once the scripts kept now are no longer used.
+                    scripts.missed_while_full = scripts.missed_while_full.saturating_add(1);
+                } else {
+                    if scripts.not_kept.len() >= MAX_NOT_KEPT {
+                        scripts.not_kept.clear();
+                    }
+                    scripts.not_kept.insert(hash);
+                }
+                // The restore undoes the compilation (and drops the reference taken above).
+                let _ = self.prepare();
+                Code::Source(script)
+            }
+        }
     }
 }
 
@@ -251,6 +388,14 @@ impl Drop for Worker {
             // SAFETY: as in `prepare`; nothing of the last run is alive on the Rust side.
             unsafe { self.arena.restore(&self.snapshot) };
         }
+        // The kept scripts' references are the cache's to give back before the runtime goes.
+        let scripts = &mut self.scripts.compiled;
+        self.context.with(|ctx| {
+            for (_, compiled) in scripts.drain() {
+                // SAFETY: a reference the cache owns, to a value of this runtime.
+                unsafe { qjs::JS_FreeValue(ctx.as_raw().as_ptr(), compiled) };
+            }
+        });
     }
 }
 
@@ -297,7 +442,7 @@ fn sloppy(file: &str) -> EvalOptions {
 /// The run itself, inside the run's context.
 fn execute<'js>(
     ctx: &Ctx<'js>,
-    script: &str,
+    code: Code<'_>,
     payload_json: &str,
     clock: &Clock,
 ) -> Result<serde_json::Value, JsError> {
@@ -307,15 +452,7 @@ fn execute<'js>(
     let globals = ctx.globals();
     globals.set("payload", payload).map_err(fail)?;
 
-    // The body becomes a function so that a top-level `return` works, and an async one so that
-    // `await` works (NODES.md: edge workflows allow async scripts; a synchronous script behaves
-    // the same either way). `payload` stays a global, so reassigning it is seen afterwards.
-    // The script starts on the wrapper's first line so that stack traces give its own line
-    // numbers; the closing brace has a line of its own in case the script ends in a comment.
-    let source = format!("(async function () {{{script}\n}})");
-    let body: Function = ctx
-        .eval_with_options(source, sloppy(SCRIPT_FILE))
-        .map_err(fail)?;
+    let body = wrapper(ctx, code).map_err(fail)?;
     let promise: Promise = body.call(()).map_err(fail)?;
 
     // Run queued jobs until none is left (Node's microtask checkpoint), within the deadline.
@@ -352,6 +489,61 @@ fn execute<'js>(
         name: "RangeError".to_owned(),
         message: format!("the resulting payload cannot be read back: {e}"),
     })
+}
+
+/// The script's body as a function, ready to call: what evaluating the wrapper's source gives,
+/// which is compiling it (unless it is kept compiled) and running the compiled code once.
+fn wrapper<'js>(ctx: &Ctx<'js>, code: Code<'_>) -> rquickjs::Result<Function<'js>> {
+    let compiled;
+    let compiled = match code {
+        Code::Kept(kept) => kept,
+        Code::Source(script) => {
+            compiled = compile(ctx, script)?;
+            compiled.as_raw()
+        }
+    };
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: `compiled` is a live compiled script of this context (a kept one lives as long as
+    // the worker); JS_EvalFunction takes over the new reference it is given and returns an owned
+    // value or an exception.
+    let value = unsafe { qjs::JS_EvalFunction(raw, qjs::JS_DupValue(raw, compiled)) };
+    if unsafe { qjs::JS_IsException(value) } {
+        return Err(rquickjs::Error::Exception);
+    }
+    // SAFETY: an owned value of this context.
+    let value = unsafe { Value::from_raw(ctx.clone(), value) };
+    Function::from_js(ctx, value)
+}
+
+/// Compiles the wrapper around `script` without running it (what `eval` does first).
+///
+/// The body becomes a function so that a top-level `return` works, and an async one so that
+/// `await` works (NODES.md: edge workflows allow async scripts; a synchronous script behaves the
+/// same either way). `payload` stays a global, so reassigning it is seen afterwards. The script
+/// starts on the wrapper's first line so that stack traces give its own line numbers; the
+/// closing brace has a line of its own in case the script ends in a comment. Sloppy mode, as
+/// for any script; the backtrace stops at the script.
+fn compile<'js>(ctx: &Ctx<'js>, script: &str) -> rquickjs::Result<Value<'js>> {
+    let source = CString::new(format!("(async function () {{{script}\n}})"))?;
+    let flags = qjs::JS_EVAL_TYPE_GLOBAL
+        | qjs::JS_EVAL_FLAG_BACKTRACE_BARRIER
+        | qjs::JS_EVAL_FLAG_COMPILE_ONLY;
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: the source is NUL-terminated and `len` leaves the NUL out, as JS_Eval asks.
+    let compiled = unsafe {
+        qjs::JS_Eval(
+            raw,
+            source.as_ptr(),
+            source.as_bytes().len() as _,
+            SCRIPT_FILE.as_ptr(),
+            flags as _,
+        )
+    };
+    if unsafe { qjs::JS_IsException(compiled) } {
+        return Err(rquickjs::Error::Exception);
+    }
+    // SAFETY: an owned value of this context.
+    Ok(unsafe { Value::from_raw(ctx.clone(), compiled) })
 }
 
 /// Defines `console` as a plain (writable, configurable, non-enumerable) property, as in Node.
