@@ -14,8 +14,8 @@ use flowd_store::TokenRecord;
 use rand::RngCore;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use std::sync::Arc;
+use subtle::ConstantTimeEq;
 
 /// Hex SHA-256 of a token string: what the store keeps.
 pub fn hash_token(token: &str) -> String {
