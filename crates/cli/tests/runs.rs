@@ -436,7 +436,7 @@ async fn runaway_scripts_fail_their_run_only() {
         .map(|e| e["error"]["name"].as_str().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["MemoryError", "TimeoutError"]);
+    assert_eq!(names, ["MemoryError", "TimeoutError"], "{errors}");
     let (status, _) = server.call(Method::GET, "/health", None, None).await;
     assert_eq!(status, 200);
 }

@@ -17,7 +17,9 @@
 //! functions during a run).
 
 use std::alloc::{alloc, dealloc, Layout};
+use std::cell::Cell;
 use std::ptr::{self, NonNull};
+use std::rc::Rc;
 
 use rquickjs::allocator::Allocator;
 
@@ -32,6 +34,11 @@ const STEPS_PER_DOUBLING: usize = 8;
 const CLASSES: usize = SMALL_CLASSES + (48 - 10) * STEPS_PER_DOUBLING;
 /// The region's alignment: a page, so that a large region is its own mapping.
 const REGION_ALIGN: usize = 4096;
+/// Bytes an arena hands out past its limit once it has refused a block, so that QuickJS can
+/// still build the `InternalError: out of memory` it throws (with its stack trace) however close
+/// to the limit the refused block came. Without it, whether the error could be built was luck:
+/// when it could not, the script's failure read as a thrown `null`.
+pub(super) const OVER_LIMIT_RESERVE: usize = 256 * 1024;
 
 /// Where the allocator stands: the first unused byte and the heads of the free lists (addresses
 /// of free blocks, 0 for none; a free block's first word holds the next one's address).
@@ -39,6 +46,8 @@ const REGION_ALIGN: usize = 4096;
 struct State {
     top: usize,
     free: Box<[usize; CLASSES]>,
+    /// Bytes of the blocks handed out and not freed (headers and rounding included).
+    live: usize,
 }
 
 /// One worker's region. Not `Send`: it belongs to the thread whose runtime uses it.
@@ -46,6 +55,13 @@ pub(super) struct Arena {
     region: NonNull<u8>,
     layout: Layout,
     state: State,
+    /// Most live bytes (0: no limit but the region's size). The arena enforces the memory limit
+    /// rather than QuickJS, so that it knows when the limit was hit (`refused`) and can leave
+    /// room for the error that reports it.
+    limit: usize,
+    /// Set when a block was refused for the limit; the reserve is open from then on. Whoever
+    /// runs scripts clears it before a run (it is not part of a snapshot).
+    refused: Rc<Cell<bool>>,
 }
 
 /// A copy of an arena's used bytes and allocator state, to go back to.
@@ -76,8 +92,10 @@ fn class_of(need: usize) -> Option<(usize, usize)> {
 }
 
 impl Arena {
-    /// Reserves `size` bytes (address space; pages are used as they are touched).
-    pub(super) fn new(size: usize) -> Option<Self> {
+    /// Reserves `size` bytes (address space; pages are used as they are touched), of which at
+    /// most `limit` may be live at once (0: no limit), [`OVER_LIMIT_RESERVE`] more once a block
+    /// was refused.
+    pub(super) fn new(size: usize, limit: usize) -> Option<Self> {
         let layout = Layout::from_size_align(size.max(REGION_ALIGN), REGION_ALIGN).ok()?;
         // SAFETY: the layout has a non-zero size.
         let region = NonNull::new(unsafe { alloc(layout) })?;
@@ -87,8 +105,16 @@ impl Arena {
             state: State {
                 top: 0,
                 free: Box::new([0; CLASSES]),
+                live: 0,
             },
+            limit,
+            refused: Rc::default(),
         })
+    }
+
+    /// Set once a block has been refused for the memory limit (until cleared).
+    pub(super) fn refused(&self) -> Rc<Cell<bool>> {
+        Rc::clone(&self.refused)
     }
 
     /// Bytes of the region handed out so far (its high-water mark since the last restore).
@@ -121,6 +147,7 @@ impl Arena {
             snapshot.bytes.len(),
         );
         self.state.top = snapshot.state.top;
+        self.state.live = snapshot.state.live;
         self.state.free.copy_from_slice(&snapshot.state.free[..]);
     }
 
@@ -141,6 +168,16 @@ impl Arena {
         let Some((block, class)) = size.checked_add(HEADER).and_then(class_of) else {
             return ptr::null_mut();
         };
+        if self.limit != 0 {
+            let allowed = match self.refused.get() {
+                false => self.limit,
+                true => self.limit.saturating_add(OVER_LIMIT_RESERVE),
+            };
+            if self.state.live.saturating_add(block) > allowed {
+                self.refused.set(true);
+                return ptr::null_mut(); // QuickJS throws its out-of-memory error
+            }
+        }
         let head = self.state.free[class];
         let start = if head != 0 {
             // SAFETY: a free block's first word holds the next free block of its class.
@@ -160,6 +197,7 @@ impl Arena {
             self.state.top = end;
             start
         };
+        self.state.live += block;
         // SAFETY: the block is ours, at least HEADER bytes long and 16-byte aligned.
         unsafe {
             *(start as *mut usize) = block;
@@ -175,6 +213,7 @@ impl Arena {
         if let Some((_, class)) = class_of(block) {
             *(start as *mut usize) = self.state.free[class];
             self.state.free[class] = start as usize;
+            self.state.live -= block;
         }
     }
 }
@@ -294,7 +333,7 @@ mod tests {
 
     #[test]
     fn restore_brings_back_bytes_and_free_lists() {
-        let mut arena = Arena::new(1 << 20).unwrap();
+        let mut arena = Arena::new(1 << 20, 0).unwrap();
         let mut a = ArenaAllocator(&mut arena);
         let kept = a.alloc(100);
         let freed = a.alloc(40);
@@ -320,5 +359,23 @@ mod tests {
         let mut a = ArenaAllocator(&mut arena);
         assert_eq!(a.alloc(40), freed, "the free list is the snapshot's");
         assert!(a.alloc(2 << 20).is_null(), "past the region: out of memory");
+    }
+
+    #[test]
+    fn the_limit_counts_live_blocks_and_opens_a_reserve_once_hit() {
+        let mut arena = Arena::new(4 << 20, 64 * 1024).unwrap();
+        let refused = arena.refused();
+        let mut a = ArenaAllocator(&mut arena);
+        let first = a.alloc(40 * 1024);
+        assert!(!first.is_null());
+        // Freed blocks no longer count.
+        unsafe { a.dealloc(first) };
+        let kept = a.alloc(40 * 1024);
+        assert!(!kept.is_null() && !refused.get());
+        assert!(a.alloc(40 * 1024).is_null(), "over the limit");
+        assert!(refused.get());
+        // The reserve is open now: room for an error, not for another limit's worth.
+        assert!(!a.alloc(1024).is_null());
+        assert!(a.alloc(OVER_LIMIT_RESERVE).is_null());
     }
 }

@@ -1027,3 +1027,36 @@ fn more_scripts_than_the_cache_holds_all_run_correctly() {
         json!("after")
     );
 }
+
+/// Running out of memory reads as such whichever allocation hit the limit: many small strings
+/// (the last refused block a small one, with no room left for QuickJS's error before the arena
+/// kept a reserve for it: the first run of this script on a worker read as a thrown `null`), and
+/// a script that catches the error and goes on allocating past the reserve. A script's own
+/// `throw null` stays a thrown `null`.
+#[test]
+fn out_of_memory_is_reported_whatever_allocation_hit_the_limit() {
+    let mut worker = worker::Worker::new(JsLimits::default()).unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            run_on(
+                &mut worker,
+                "const a = []; while (true) { a.push('x'.repeat(1000) + a.length); }"
+            ),
+            Err(JsError::OutOfMemory)
+        );
+        assert_eq!(
+            run_on(
+                &mut worker,
+                "const a = []; while (true) { try { a.push('x'.repeat(1000) + a.length); } catch (e) { a.push(e); } }"
+            ),
+            Err(JsError::OutOfMemory)
+        );
+        assert_eq!(
+            run_on(&mut worker, "throw null"),
+            Err(JsError::Script {
+                name: "Error".into(),
+                message: "null".into()
+            })
+        );
+    }
+}

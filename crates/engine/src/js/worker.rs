@@ -208,6 +208,8 @@ pub(super) struct Worker {
     logs: Rc<RefCell<Logs>>,
     /// True once a run has touched the region since the last restore.
     dirty: bool,
+    /// Set by the arena when it refused a block for the memory limit.
+    refused: Rc<Cell<bool>>,
     /// Scripts compiled in the snapshot, so that runs need not compile them.
     scripts: Scripts,
     /// The snapshot's size right after set-up, before any script was kept.
@@ -232,11 +234,14 @@ impl Worker {
             0 => UNLIMITED_REGION,
             limit => limit.saturating_mul(2).saturating_add(REGION_HEADROOM),
         };
-        let mut arena =
-            Box::new(Arena::new(size).ok_or_else(|| internal("memory region", &"out of memory"))?);
+        // The arena, not QuickJS, enforces the memory limit: see `arena::OVER_LIMIT_RESERVE`.
+        let mut arena = Box::new(
+            Arena::new(size, limits.memory_bytes)
+                .ok_or_else(|| internal("memory region", &"out of memory"))?,
+        );
+        let refused = arena.refused();
         let runtime = Runtime::new_with_alloc(ArenaAllocator(&mut *arena))
             .map_err(|e| internal("runtime", &e))?;
-        runtime.set_memory_limit(limits.memory_bytes);
         runtime.set_max_stack_size(limits.max_stack_bytes);
         let clock = Rc::new(Clock::default());
         let watch = Rc::clone(&clock);
@@ -254,6 +259,7 @@ impl Worker {
             clock,
             logs,
             dirty: false,
+            refused,
             scripts: Scripts::default(),
             base_len: snapshot.len(),
             _rust_functions: rust_functions,
@@ -314,9 +320,10 @@ impl Worker {
         let code = self.keep(script);
         self.logs.borrow_mut().lines.clear();
         self.dirty = true;
+        self.refused.set(false);
         let result = self
             .context
-            .with(|ctx| execute(&ctx, code, &payload_json, &self.clock));
+            .with(|ctx| execute(&ctx, code, &payload_json, &self.clock, &self.refused));
         self.clock.stop();
         let logs = std::mem::take(&mut self.logs.borrow_mut().lines);
         result.map(|payload| JsOutcome { payload, logs })
@@ -445,8 +452,9 @@ fn execute<'js>(
     code: Code<'_>,
     payload_json: &str,
     clock: &Clock,
+    refused: &Cell<bool>,
 ) -> Result<serde_json::Value, JsError> {
-    let fail = |e: rquickjs::Error| failure(ctx, e, clock);
+    let fail = |e: rquickjs::Error| failure(ctx, e, clock, refused);
 
     let payload = ctx.json_parse(payload_json).map_err(fail)?;
     let globals = ctx.globals();
@@ -552,10 +560,25 @@ fn define_console<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> rquickjs::Result<()
         .prop("console", Property::from(value).writable().configurable())
 }
 
-/// Turns a failed step into the run's error.
-fn failure<'js>(ctx: &Ctx<'js>, error: rquickjs::Error, clock: &Clock) -> JsError {
+/// Turns a failed step into the run's error; `refused` tells whether the memory limit was hit.
+fn failure<'js>(
+    ctx: &Ctx<'js>,
+    error: rquickjs::Error,
+    clock: &Clock,
+    refused: &Cell<bool>,
+) -> JsError {
     let error = match error {
-        rquickjs::Error::Exception => describe_exception(ctx, ctx.catch()),
+        rquickjs::Error::Exception => {
+            let thrown = ctx.catch();
+            // Past the limit QuickJS throws an Error it builds in the arena's reserve; should
+            // even that fail (a script that caught it and went on allocating), what is thrown is
+            // whatever QuickJS had instead (`null`): the run still ran out of memory.
+            if refused.get() && !thrown.is_error() {
+                JsError::OutOfMemory
+            } else {
+                describe_exception(ctx, thrown)
+            }
+        }
         rquickjs::Error::Allocation => JsError::OutOfMemory,
         other => JsError::Internal(other.to_string()),
     };
