@@ -313,17 +313,25 @@ empty_flow_json() {
     echo '{"name": "press-floor", "triggers": [{"type": "virtualButton", "key": "press", "outputIds": [[]]}], "nodes": []}'
 }
 # A chain of N Function nodes with a small script, then the incr counter.
+# function_flow_json N [WEBHOOK_ID]: a chain of N Function nodes (a small script) then an incr;
+# pressed by a virtual button, or with a webhook id fed by that webhook and answered by a Webhook
+# Reply after the incr (so that each request waits for its run: no queue to overflow).
 function_flow_json() {
-    local n=$1
-    jq -n --argjson n "$n" '{
+    local n=$1 webhook=${2:-}
+    jq -n --argjson n "$n" --arg webhook "$webhook" '{
       name: "function-bench-\($n)",
-      triggers: [{type: "virtualButton", key: "press", outputIds: [["fn1"]]}],
+      triggers: [if $webhook == "" then {type: "virtualButton", key: "press", outputIds: [["fn1"]]}
+                 else {type: "webhook", key: $webhook, config: {}, outputIds: [["fn1"]]} end],
       nodes: ([range(1; $n + 1) | {
           id: "fn\(.)", type: "RawFunctionNode",
           outputIds: [[if . < $n then "fn\(. + 1)" else "incr" end]],
           config: {script: "var c = payload.data.count || 0;\npayload.working = payload.working || {};\npayload.working.total = (payload.working.total || 0) + c * 2 + 1;\npayload.working.tag = \"fn\" + c;"}
-        }] + [{id: "incr", type: "StoreValueNode", outputIds: [[]],
-               config: {keyName: "n", valueType: "incr", value: "1"}}])
+        }] + [{id: "incr", type: "StoreValueNode",
+               outputIds: [if $webhook == "" then [] else ["reply"] end],
+               config: {keyName: "n", valueType: "incr", value: "1"}}]
+         + (if $webhook == "" then [] else [{id: "reply", type: "WebhookReplyNode", outputIds: [[]],
+               config: {responseCodeTemplate: "200", bodyTemplateType: "path", bodyTemplate: "working",
+                        headerInfo: [{keyTemplate: "Content-Type", valueTemplate: "application/json"}]}}] end))
     }'
 }
 incr_flow_json() {

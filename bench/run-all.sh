@@ -418,6 +418,21 @@ bench_function() {
             "$(calc "$n * $(res "function.flowd.chain$n.completed_rps" 0)" 0)"
         echo "function chain$n: $(res "function.flowd.chain$n.executions_per_s") executions/s"
     done
+    # The same chains behind a webhook that waits for its reply: each connection waits for its
+    # run, so nothing is refused and the core does only runs (and their requests).
+    local hook token
+    for n in $FN_CHAIN; do
+        hook=$(api -d "{\"name\": \"fn$n\", \"waitForReply\": true}" "$FLOWD_URL/applications/$app/webhooks")
+        token=$(jq -r .token <<<"$hook")
+        flow=$(new_flow "$app" "$(function_flow_json "$n" "$(jq -r .id <<<"$hook")")")
+        url=$FLOWD_URL/webhooks/$token
+        warm_up "$BENCH/post.lua" "$url"
+        load_window function flowd "reply$n" "$FN_C" "$DURATION" "$BENCH/post.lua" "$url" \
+            "$FLOWD_PID" counter "$FLOWD_URL/applications/$app/flows/$flow"
+        record function flowd "reply$n.executions_per_s" \
+            "$(calc "$n * $(res "function.flowd.reply$n.completed_rps" 0)" 0)"
+        echo "function reply$n: $(res "function.flowd.reply$n.executions_per_s") executions/s"
+    done
     flowd_stop
 }
 
@@ -569,11 +584,15 @@ summary() {
         echo
         echo "## Function node (flowd on one core)"
         echo
-        echo "| Function nodes per run | completed runs/s | executions/s | accepted presses | refused presses | CPU % | executions/s vs target 20,000 | runs/s vs press flow (c=$PRESS_C_MAX) |"
-        echo "|---|---|---|---|---|---|---|---|"
-        local n
-        for n in $FN_CHAIN; do
-            echo "| $n | $(cell "$(res "function.flowd.chain$n.completed_rps")") | $(cell "$(res "function.flowd.chain$n.executions_per_s")") | $(cell "$(res "function.flowd.chain$n.accepted_rps")")/s | $(cell "$(res "function.flowd.chain$n.rejected")") | $(cell "$(res "function.flowd.chain$n.cpu_pct")") | $(ratio "$(res "function.flowd.chain$n.executions_per_s")" 20000) | $(ratio "$(res "function.flowd.chain$n.completed_rps")" "$(res "press.flowd.c$PRESS_C_MAX.completed_rps")") |"
+        echo "| driven by | Function nodes per run | completed runs/s | executions/s | accepted requests | refused (429) | p99 ms | CPU % | executions/s vs target 20,000 |"
+        echo "|---|---|---|---|---|---|---|---|---|"
+        local n kind how
+        for kind in chain reply; do
+            how="presses (flood)"
+            [ "$kind" = reply ] && how="webhook, waits for reply"
+            for n in $FN_CHAIN; do
+                echo "| $how | $n | $(cell "$(res "function.flowd.$kind$n.completed_rps")") | $(cell "$(res "function.flowd.$kind$n.executions_per_s")") | $(cell "$(res "function.flowd.$kind$n.accepted_rps")")/s | $(cell "$(res "function.flowd.$kind$n.rejected")") | $(cell "$(res "function.flowd.$kind$n.p99_ms")") | $(cell "$(res "function.flowd.$kind$n.cpu_pct")") | $(ratio "$(res "function.flowd.$kind$n.executions_per_s")" 20000) |"
+            done
         done
     fi
     if wanted storage; then

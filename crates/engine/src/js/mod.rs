@@ -117,8 +117,9 @@ pub enum JsError {
 
 /// One run waiting for a worker.
 struct Job {
-    script: String,
-    payload: serde_json::Value,
+    script: Arc<str>,
+    /// The payload as JSON text: what the worker hands QuickJS's `JSON.parse`.
+    payload_json: String,
     reply: oneshot::Sender<Result<JsOutcome, JsError>>,
 }
 
@@ -148,12 +149,23 @@ impl JsSandbox {
     pub async fn run(
         &self,
         script: &str,
-        payload: serde_json::Value,
+        payload: impl std::borrow::Borrow<serde_json::Value>,
+    ) -> Result<JsOutcome, JsError> {
+        let payload_json = payload_json(payload.borrow())?;
+        self.run_json(script.into(), payload_json).await
+    }
+
+    /// [`JsSandbox::run`] with the payload already written as JSON (by [`payload_json`]), so that
+    /// a caller can write it from a borrowed payload before it awaits.
+    pub async fn run_json(
+        &self,
+        script: Arc<str>,
+        payload_json: String,
     ) -> Result<JsOutcome, JsError> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            script: script.to_owned(),
-            payload,
+            script,
+            payload_json,
             reply,
         };
         self.queue
@@ -164,6 +176,12 @@ impl JsSandbox {
             JsError::Internal("a JavaScript worker stopped before answering".to_owned())
         })?
     }
+}
+
+/// A payload as the JSON text [`JsSandbox::run_json`] takes.
+pub fn payload_json(payload: &serde_json::Value) -> Result<String, JsError> {
+    serde_json::to_string(payload)
+        .map_err(|e| JsError::Internal(format!("payload does not serialize: {e}")))
 }
 
 fn spawn_worker(index: usize, receiver: SharedReceiver, limits: JsLimits) {
@@ -228,7 +246,7 @@ fn work(receiver: &SharedReceiver, limits: JsLimits) {
             };
             worker.run(
                 &job.script,
-                &job.payload,
+                &job.payload_json,
                 Box::new(move || watched.is_closed()),
             )
         }));

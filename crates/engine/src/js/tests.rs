@@ -505,7 +505,7 @@ async fn js_throughput() {
         let mut flying = FuturesUnordered::new();
         while started.elapsed() < ROUND {
             while flying.len() < IN_FLIGHT {
-                flying.push(js.run(SCRIPT, payload.clone()));
+                flying.push(js.run(SCRIPT, &payload));
             }
             if let Some(result) = flying.next().await {
                 result.unwrap();
@@ -521,7 +521,7 @@ async fn js_throughput() {
     let through_sandbox = median(rounds.clone());
 
     let direct = {
-        let payload = payload.clone();
+        let payload_json = serde_json::to_string(&payload).unwrap();
         tokio::task::spawn_blocking(move || {
             let mut worker = worker::Worker::new(JsLimits::default()).unwrap();
             println!(
@@ -533,7 +533,7 @@ async fn js_throughput() {
                 let started = Instant::now();
                 let mut runs = 0u32;
                 while started.elapsed() < ROUND / 2 {
-                    worker.run(SCRIPT, &payload, Box::new(|| false)).unwrap();
+                    worker.run(SCRIPT, &payload_json, Box::new(|| false)).unwrap();
                     assert!(worker.prepare());
                     runs += 1;
                 }
@@ -794,14 +794,14 @@ fn memory_a_run_touched_is_given_back() {
     };
     let mut worker = worker::Worker::new(limits).unwrap();
     worker
-        .run("payload.a = 1;", &json!({}), Box::new(|| false))
+        .run("payload.a = 1;", "{}", Box::new(|| false))
         .unwrap();
     assert!(worker.prepare(), "a small run is undone in place");
     let out = worker
         .run(
             "const keep = []; for (let i = 0; i < 40; i++) keep.push(new Uint8Array(1 << 20).fill(i));\n\
              payload.n = keep.length;",
-            &json!({}),
+            "{}",
             Box::new(|| false),
         )
         .unwrap();
@@ -813,7 +813,7 @@ fn memory_a_run_touched_is_given_back() {
             .run(
                 "const keep = []; for (let i = 0; i < 40; i++) keep.push(new Uint8Array(1 << 20).fill(i));\n\
                  payload.n = keep.length + keep[39][100];",
-                &json!({}),
+                "{}",
                 Box::new(|| false),
             )
             .unwrap();
@@ -823,7 +823,7 @@ fn memory_a_run_touched_is_given_back() {
             .run(
                 "payload.ok = [1, 2].map(x => x * 2);\n\
                  payload.zero = new Uint8Array(1 << 16).every(b => b === 0);",
-                &json!({}),
+                "{}",
                 Box::new(|| false),
             )
             .unwrap();
@@ -834,7 +834,7 @@ fn memory_a_run_touched_is_given_back() {
 
 /// Runs `script` on `worker` and resets it, as the pool does.
 fn run_on(worker: &mut worker::Worker, script: &str) -> Result<JsOutcome, JsError> {
-    let result = worker.run(script, &json!({}), Box::new(|| false));
+    let result = worker.run(script, "{}", Box::new(|| false));
     assert!(worker.prepare());
     result
 }
@@ -977,7 +977,7 @@ fn more_scripts_than_the_cache_holds_all_run_correctly() {
     'passes: for pass in 0..passes + 1 {
         for i in 0..count {
             let out = worker
-                .run(&format!("return {i} * 2;"), &json!({}), Box::new(|| false))
+                .run(&format!("return {i} * 2;"), "{}", Box::new(|| false))
                 .unwrap();
             assert_eq!(out.payload, json!(i * 2));
             assert_eq!(
@@ -1002,7 +1002,7 @@ fn more_scripts_than_the_cache_holds_all_run_correctly() {
     assert!(worker.snapshot_bytes() <= base + worker::MAX_CACHED_BYTES);
     let mut worker = worker::Worker::new(limits).unwrap(); // as the pool does
     let out = worker
-        .run("return 'new';", &json!({}), Box::new(|| false))
+        .run("return 'new';", "{}", Box::new(|| false))
         .unwrap();
     assert_eq!(out.payload, json!("new"));
     assert_eq!(worker.cached_scripts(), 1);

@@ -302,19 +302,17 @@ impl Worker {
         self.snapshot.len()
     }
 
-    /// Runs one Function node script against `payload`; stops early (as a timeout) once
-    /// `abandoned` says nobody waits for the answer.
+    /// Runs one Function node script against the payload (`payload_json`, JSON text); stops
+    /// early (as a timeout) once `abandoned` says nobody waits for the answer.
     pub(super) fn run(
         &mut self,
         script: &str,
-        payload: &serde_json::Value,
+        payload_json: &str,
         abandoned: Abandoned,
     ) -> Result<JsOutcome, JsError> {
         // Normally done already, right after the last answer; whether that run's pages could be
         // given back only matters to the pool, which replaces a worker that could not.
         let _ = self.prepare();
-        let payload_json = serde_json::to_string(payload)
-            .map_err(|e| JsError::Internal(format!("payload does not serialize: {e}")))?;
         // Compiling counts against the run's time, whether it happens in `keep` or in the run.
         self.clock.start(&self.limits, abandoned);
         let code = self.keep(script);
@@ -323,7 +321,7 @@ impl Worker {
         self.refused.set(false);
         let result = self
             .context
-            .with(|ctx| execute(&ctx, code, &payload_json, &self.clock, &self.refused));
+            .with(|ctx| execute(&ctx, code, payload_json, &self.clock, &self.refused));
         self.clock.stop();
         let logs = std::mem::take(&mut self.logs.borrow_mut().lines);
         result.map(|payload| JsOutcome { payload, logs })

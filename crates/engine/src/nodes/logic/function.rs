@@ -4,7 +4,7 @@
 //! debug output. A throw, the time cap or the memory cap halts the run.
 
 use crate::error::{CompileError, ErrorName, NodeError};
-use crate::js::JsError;
+use crate::js::{self, JsError};
 use crate::node::{CompiledNodeType, Node, NodeContext, NodeSpec, Outcome, Resume};
 use crate::nodes::optional_path;
 use crate::path::PayloadPath;
@@ -67,19 +67,24 @@ impl Node for Function {
         if self.script.trim().is_empty() {
             return Ok(Outcome::Port(0));
         }
+        // Written as JSON here, from the borrowed payload: the worker only parses it.
         let input = match &self.scope {
-            None => payload.clone(),
-            // A missing scope starts as an empty object, which the script can fill.
-            Some(path) => path
-                .get(payload)
-                .map(|v| v.into_owned())
-                .unwrap_or_else(|| Value::Object(Default::default())),
-        };
+            None => js::payload_json(payload),
+            Some(path) => match path.get(payload) {
+                Some(scoped) => js::payload_json(&scoped),
+                // A missing scope starts as an empty object, which the script can fill.
+                None => Ok("{}".to_owned()),
+            },
+        }
+        .map_err(to_node_error)?;
         let sandbox = cx.services.js.clone();
-        let script = self.script.clone();
+        let script = Arc::clone(&self.script);
         let scope = self.scope.clone();
         Ok(Outcome::Wait(Box::pin(async move {
-            let outcome = sandbox.run(&script, input).await.map_err(to_node_error)?;
+            let outcome = sandbox
+                .run_json(script, input)
+                .await
+                .map_err(to_node_error)?;
             let result = outcome.payload;
             Ok(Resume {
                 port: 0,
