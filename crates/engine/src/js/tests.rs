@@ -533,7 +533,9 @@ async fn js_throughput() {
                 let started = Instant::now();
                 let mut runs = 0u32;
                 while started.elapsed() < ROUND / 2 {
-                    worker.run(SCRIPT, &payload_json, Box::new(|| false)).unwrap();
+                    worker
+                        .run(SCRIPT, &payload_json, Box::new(|| false))
+                        .unwrap();
                     assert!(worker.prepare());
                     runs += 1;
                 }

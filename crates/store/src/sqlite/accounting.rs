@@ -149,7 +149,7 @@ impl AccountingStore for SqliteStore {
         let Some(window) = StatsWindow::new(start_ms, end_ms, resolution_ms)? else {
             return Ok(Vec::new());
         };
-        let query = window.query::<Sqlite>(flow_id, filter);
+        let query = window.rows_query::<Sqlite>(flow_id, filter);
         self.read(move |conn| window.buckets(select(conn, &query, |row| BucketSums::read(row))?))
             .await
     }
