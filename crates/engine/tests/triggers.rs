@@ -130,20 +130,21 @@ async fn a_one_second_timer_fires_on_time_under_load() {
         .await;
     let (engine, app) = (world.engine.clone(), world.app.clone());
     let load = tokio::spawn(async move {
-        let mut accepted = 0u64;
+        let mut attempts = 0u64;
         loop {
             let press = Press {
                 key: "go".into(),
                 ..Default::default()
             };
-            if engine
+            let refused = engine
                 .press_virtual_button(&app, "busy", press)
                 .await
-                .is_ok()
-            {
-                accepted += 1;
-            }
-            if accepted.is_multiple_of(64) {
+                .is_err();
+            attempts += 1;
+            // Yield by attempts, and after every refusal (a full queue refuses at once): counting
+            // only accepted presses, a run of refusals never yielded, so `abort` could not stop
+            // the task and the runtime's shutdown waited on it for ever (seen once in CI).
+            if refused || attempts.is_multiple_of(64) {
                 tokio::task::yield_now().await;
             }
         }
