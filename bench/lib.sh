@@ -312,13 +312,16 @@ JSON
 empty_flow_json() {
     echo '{"name": "press-floor", "triggers": [{"type": "virtualButton", "key": "press", "outputIds": [[]]}], "nodes": []}'
 }
-# A chain of N Function nodes with a small script, then the incr counter.
+# The Webhook Reply node of the request/reply flows: answers with `working` as JSON.
+REPLY_NODE_JSON='{"id": "reply", "type": "WebhookReplyNode", "outputIds": [[]],
+   "config": {"responseCodeTemplate": "200", "bodyTemplateType": "path", "bodyTemplate": "working",
+              "headerInfo": [{"keyTemplate": "Content-Type", "valueTemplate": "application/json"}]}}'
 # function_flow_json N [WEBHOOK_ID]: a chain of N Function nodes (a small script) then an incr;
 # pressed by a virtual button, or with a webhook id fed by that webhook and answered by a Webhook
 # Reply after the incr (so that each request waits for its run: no queue to overflow).
 function_flow_json() {
     local n=$1 webhook=${2:-}
-    jq -n --argjson n "$n" --arg webhook "$webhook" '{
+    jq -n --argjson n "$n" --arg webhook "$webhook" --argjson reply "$REPLY_NODE_JSON" '{
       name: "function-bench-\($n)",
       triggers: [if $webhook == "" then {type: "virtualButton", key: "press", outputIds: [["fn1"]]}
                  else {type: "webhook", key: $webhook, config: {}, outputIds: [["fn1"]]} end],
@@ -329,9 +332,7 @@ function_flow_json() {
         }] + [{id: "incr", type: "StoreValueNode",
                outputIds: [if $webhook == "" then [] else ["reply"] end],
                config: {keyName: "n", valueType: "incr", value: "1"}}]
-         + (if $webhook == "" then [] else [{id: "reply", type: "WebhookReplyNode", outputIds: [[]],
-               config: {responseCodeTemplate: "200", bodyTemplateType: "path", bodyTemplate: "working",
-                        headerInfo: [{keyTemplate: "Content-Type", valueTemplate: "application/json"}]}}] end))
+         + (if $webhook == "" then [] else [$reply] end))
     }'
 }
 incr_flow_json() {

@@ -245,9 +245,7 @@ reqreply_flow_json() {
    "config": {"keyName": "last", "valueType": "path", "valuePath": "working"}},
   {"id": "incr", "type": "StoreValueNode", "outputIds": [["reply"]],
    "config": {"keyName": "n", "valueType": "incr", "value": "1"}},
-  {"id": "reply", "type": "WebhookReplyNode", "outputIds": [[]],
-   "config": {"responseCodeTemplate": "200", "bodyTemplateType": "path", "bodyTemplate": "working",
-              "headerInfo": [{"keyTemplate": "Content-Type", "valueTemplate": "application/json"}]}}
+  $REPLY_NODE_JSON
  ]}
 JSON
 }
@@ -399,6 +397,16 @@ bench_history() {
 
 # --- 5. function node --------------------------------------------------------------------------
 
+# function_window LABEL N SCRIPT URL FLOW_URL: one load window of a chain of N Function nodes,
+# recorded as executions/s (N × the flow's counter move per second).
+function_window() {
+    local label=$1 n=$2
+    load_window function flowd "$label" "$FN_C" "$DURATION" "$3" "$4" "$FLOWD_PID" counter "$5"
+    record function flowd "$label.executions_per_s" \
+        "$(calc "$n * $(res "function.flowd.$label.completed_rps" 0)" 0)"
+    echo "function $label: $(res "function.flowd.$label.executions_per_s") executions/s"
+}
+
 bench_function() {
     section "5. Function node: QuickJS executions/s on core $SERVER_CPU (chains of ${FN_CHAIN// /, } nodes)"
     local data=$WORK/function app flow url n
@@ -412,11 +420,7 @@ bench_function() {
         # Presses are accepted far faster than Function runs complete: the run queue fills and
         # the rest is refused (429, which costs CPU too). The rate is the counter's move during
         # the window, the server busy all along.
-        load_window function flowd "chain$n" "$FN_C" "$DURATION" "$BENCH/press.lua" \
-            "$url/virtualButton" "$FLOWD_PID" counter "$url"
-        record function flowd "chain$n.executions_per_s" \
-            "$(calc "$n * $(res "function.flowd.chain$n.completed_rps" 0)" 0)"
-        echo "function chain$n: $(res "function.flowd.chain$n.executions_per_s") executions/s"
+        function_window "chain$n" "$n" "$BENCH/press.lua" "$url/virtualButton" "$url"
     done
     # The same chains behind a webhook that waits for its reply: each connection waits for its
     # run, so nothing is refused and the core does only runs (and their requests).
@@ -427,11 +431,8 @@ bench_function() {
         flow=$(new_flow "$app" "$(function_flow_json "$n" "$(jq -r .id <<<"$hook")")")
         url=$FLOWD_URL/webhooks/$token
         warm_up "$BENCH/post.lua" "$url"
-        load_window function flowd "reply$n" "$FN_C" "$DURATION" "$BENCH/post.lua" "$url" \
-            "$FLOWD_PID" counter "$FLOWD_URL/applications/$app/flows/$flow"
-        record function flowd "reply$n.executions_per_s" \
-            "$(calc "$n * $(res "function.flowd.reply$n.completed_rps" 0)" 0)"
-        echo "function reply$n: $(res "function.flowd.reply$n.executions_per_s") executions/s"
+        function_window "reply$n" "$n" "$BENCH/post.lua" "$url" \
+            "$FLOWD_URL/applications/$app/flows/$flow"
     done
     flowd_stop
 }

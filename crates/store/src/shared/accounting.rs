@@ -374,6 +374,7 @@ impl StatsWindow {
                 ..StatsBucket::default()
             })
             .collect();
+        let add = |sum: &mut u64, value: i64| *sum = sum.saturating_add(from_db_int(value));
         for row in rows {
             let bucket = usize::try_from(row.index)
                 .ok()
@@ -381,7 +382,6 @@ impl StatsWindow {
                 .ok_or_else(|| {
                     StoreError::Backend(format!("stats bucket {} out of range", row.index))
                 })?;
-            let add = |sum: &mut u64, value: i64| *sum = sum.saturating_add(from_db_int(value));
             add(&mut bucket.run_count, row.run_count);
             add(&mut bucket.paths_completed, row.paths_completed);
             add(&mut bucket.paths_failed, row.paths_failed);
