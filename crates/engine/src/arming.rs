@@ -192,10 +192,10 @@ impl Engine {
     pub async fn fire_webhook(
         &self,
         webhook: &WebhookSettings,
-        data: Value,
+        mut data: Value,
         flow_version: Option<&str>,
     ) -> Result<usize, PressError> {
-        self.allow_firing(&format!("webhook {}", webhook.webhook_id))?;
+        self.allow_firing(format_args!("webhook {}", webhook.webhook_id))?;
         let hub = &self.inner.services.triggers;
         let targets = match flow_version {
             None => hub
@@ -210,9 +210,15 @@ impl Engine {
             .queue
             .get()
             .ok_or_else(|| PressError::Internal("the run queue is not running".into()))?;
-        for target in &targets {
+        // Each flow's run gets a copy of the request but the last, which takes it.
+        for (i, target) in targets.iter().enumerate() {
             let relay = Some((webhook.webhook_id.clone(), "public"));
-            let job = crate::triggers::hub::job_for(target, data.clone(), relay, now_ms(), 0);
+            let data = if i + 1 == targets.len() {
+                std::mem::take(&mut data)
+            } else {
+                data.clone()
+            };
+            let job = crate::triggers::hub::job_for(target, data, relay, now_ms(), 0);
             // Acknowledged once queued: a shared queue holds it durably by then.
             queue.submit(job).await?;
         }

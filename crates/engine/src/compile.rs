@@ -18,6 +18,9 @@ pub struct CompiledTrigger {
     pub targets: Vec<usize>,
     /// What it needs to fire; `None` for a trigger type flowd keeps but does not fire.
     pub plan: Option<crate::triggers::TriggerPlan>,
+    /// The part of its runs' payload that is the same for every run (see
+    /// [`crate::run::payload_base`]).
+    pub payload_base: serde_json::Map<String, Value>,
 }
 
 /// A node of a compiled flow.
@@ -207,6 +210,7 @@ pub fn compile(
             config: &config,
             meta: &meta,
         })?;
+        let payload_base = crate::run::payload_base(&identity, type_name, key.as_deref(), &globals);
         triggers.push(CompiledTrigger {
             key,
             type_name: type_name.to_owned(),
@@ -214,6 +218,7 @@ pub fn compile(
             meta,
             targets,
             plan,
+            payload_base,
         });
     }
 

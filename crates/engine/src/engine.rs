@@ -626,7 +626,7 @@ impl Engine {
         };
         let trigger_index = trigger;
         let trigger = &compiled.triggers[trigger];
-        self.allow_firing(&format!(
+        self.allow_firing(format_args!(
             "button {} of workflow {flow_id}",
             trigger.key.as_deref().unwrap_or(&press.key)
         ))?;
@@ -661,15 +661,19 @@ impl Engine {
     }
 
     /// Counts a firing of a rate-limited trigger (a virtual button, a webhook) named `what`;
-    /// refused past the configured limit.
-    pub fn allow_firing(&self, what: &str) -> Result<(), PressError> {
-        match &self.inner.rate_limiter {
-            Some(limiter) if !limiter.allow(what) => Err(PressError::RateLimited(format!(
-                "The {what} fired more than {} times; try again later",
-                limiter.limit()
-            ))),
-            _ => Ok(()),
+    /// refused past the configured limit. The name is written out only when a limit is set.
+    pub fn allow_firing(&self, what: std::fmt::Arguments<'_>) -> Result<(), PressError> {
+        let Some(limiter) = &self.inner.rate_limiter else {
+            return Ok(());
+        };
+        let what = what.to_string();
+        if limiter.allow(&what) {
+            return Ok(());
         }
+        Err(PressError::RateLimited(format!(
+            "The {what} fired more than {} times; try again later",
+            limiter.limit()
+        )))
     }
 
     /// A worker's handling of one job.

@@ -80,6 +80,9 @@ pub struct NodeContext<'a> {
     pub services: &'a Arc<crate::services::Services>,
     pub(crate) debug: &'a mut Vec<DebugMessage>,
     pub(crate) node_id: &'a str,
+    /// Nothing reads the payload once this node is done: every port of it is unwired and no
+    /// observer traces steps. A node may then keep the payload itself instead of a copy.
+    pub(crate) payload_ends_here: bool,
 }
 
 impl NodeContext<'_> {

@@ -41,27 +41,51 @@ pub struct RunStart {
     pub time_ms: i64,
 }
 
+/// The fields of a trigger's payload that every run of it shares, in payload order, with
+/// `time` and `data` as placeholders. Compiled once per trigger; a run clones it, and a clone
+/// keeps each key's hash, so building a payload hashes only what varies.
+pub fn payload_base(
+    identity: &crate::compile::FlowIdentity,
+    trigger_type: &str,
+    trigger_key: Option<&str>,
+    globals: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut base = Map::with_capacity(PAYLOAD_FIELDS);
+    base.insert("time".into(), Value::Null);
+    base.insert("data".into(), Value::Null);
+    base.insert("applicationId".into(), json!(identity.application_id));
+    base.insert("applicationName".into(), json!(identity.application_name));
+    base.insert("triggerId".into(), json!(trigger_key.unwrap_or_default()));
+    base.insert("triggerType".into(), json!(trigger_type));
+    base.insert("flowId".into(), json!(identity.flow_id));
+    base.insert("flowName".into(), json!(identity.flow_name));
+    base.insert("flowVersion".into(), json!(identity.version_name));
+    base.insert("globals".into(), Value::Object(globals.clone()));
+    base
+}
+
+/// Fields of a run's initial payload at most: the shared ones and `relayId`, `relayType`,
+/// `deviceId`.
+const PAYLOAD_FIELDS: usize = 13;
+
 /// The payload a run starts with (spec §3.1).
 pub fn initial_payload(flow: &CompiledFlow, start: &RunStart) -> Value {
     let trigger = &flow.triggers[start.trigger];
-    let id = &flow.identity;
+    let mut payload = trigger.payload_base.clone();
     let time = crate::value::date_to_iso(start.time_ms as f64).unwrap_or_default();
-    let mut payload = Map::new();
-    payload.insert("time".into(), json!(time));
-    payload.insert("data".into(), start.data.clone());
-    payload.insert("applicationId".into(), json!(id.application_id));
-    payload.insert("applicationName".into(), json!(id.application_name));
+    if let Some(slot) = payload.get_mut("time") {
+        *slot = Value::String(time);
+    }
+    if let Some(slot) = payload.get_mut("data") {
+        *slot = start.data.clone();
+    }
     // A Workflow Error run names the failing flow (`<flowId>-flowError`), not its own trigger.
-    let trigger_id = match (trigger.type_name.as_str(), &start.relay_id) {
-        ("flowError", Some(failing_flow)) => format!("{failing_flow}-flowError"),
-        _ => trigger.key.clone().unwrap_or_default(),
-    };
-    payload.insert("triggerId".into(), json!(trigger_id));
-    payload.insert("triggerType".into(), json!(trigger.type_name));
-    payload.insert("flowId".into(), json!(id.flow_id));
-    payload.insert("flowName".into(), json!(id.flow_name));
-    payload.insert("flowVersion".into(), json!(id.version_name));
-    payload.insert("globals".into(), Value::Object(flow.globals.clone()));
+    if let ("flowError", Some(failing_flow)) = (trigger.type_name.as_str(), &start.relay_id) {
+        payload.insert(
+            "triggerId".into(),
+            json!(format!("{failing_flow}-flowError")),
+        );
+    }
     if let Some(relay_id) = &start.relay_id {
         payload.insert("relayId".into(), json!(relay_id));
     }
@@ -140,7 +164,8 @@ pub async fn execute_at_depth(
     depth: u32,
 ) -> RunResult {
     let began = Instant::now();
-    let run = RunInfo {
+    // Shared with the walk (and anything it parks) rather than copied for it.
+    let run = Arc::new(RunInfo {
         run_id: start.run_id.clone(),
         application_id: flow.identity.application_id.clone(),
         flow_id: flow.identity.flow_id.clone(),
@@ -150,7 +175,7 @@ pub async fn execute_at_depth(
         device_id: start.device_id.clone(),
         started_ms: start.time_ms,
         depth,
-    };
+    });
     let limit = services.limits.run_time;
     let outcome = tokio::time::timeout(limit, walk(&flow, &start, &run, &services)).await;
     let (completed, failed, failure) = match outcome {
@@ -220,7 +245,7 @@ type Parked =
 async fn walk(
     flow: &Arc<CompiledFlow>,
     start: &RunStart,
-    run: &RunInfo,
+    run: &Arc<RunInfo>,
     services: &Arc<Services>,
 ) -> (u64, u64, Option<RunFailure>) {
     let storage = if flow.uses_storage {
@@ -233,7 +258,7 @@ async fn walk(
     };
     let cx = Arc::new(WalkContext {
         flow: flow.clone(),
-        run: Arc::new(run.clone()),
+        run: run.clone(),
         services: services.clone(),
         storage,
         tracing_steps: services.observers.iter().any(|o| o.wants_steps()),
@@ -298,6 +323,8 @@ fn walk_scope(
                         services: &cx.services,
                         debug: &mut debug,
                         node_id: &node.id,
+                        payload_ends_here: !cx.tracing_steps
+                            && node.outputs.iter().all(Vec::is_empty),
                     };
                     node.node.execute(&mut node_cx, &mut payload)
                 };

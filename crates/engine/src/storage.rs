@@ -113,7 +113,9 @@ impl<T: Send + 'static> IntoFuture for StorageAnswer<T> {
 
 #[derive(Default)]
 struct Entries {
-    map: HashMap<String, Value>,
+    /// Each value with its size as the caps count it (key and JSON text), so that replacing
+    /// or removing it need not write the old value out again to measure it.
+    map: HashMap<String, (Value, u64)>,
     bytes: u64,
 }
 
@@ -215,8 +217,9 @@ impl StorageService {
             .collect();
         let mut entries = Entries::default();
         for (key, value) in loaded {
-            entries.bytes += entry_size(&key, &value.to_string());
-            entries.map.insert(key, value);
+            let size = entry_size(&key, &value.to_string());
+            entries.bytes += size;
+            entries.map.insert(key, (value, size));
         }
         let mut flows = lock(&self.state.flows);
         // Another task may have loaded it meanwhile; the first one wins (it may hold writes).
@@ -288,7 +291,7 @@ impl FlowStorage {
         let mut keys: Vec<&String> = entries.map.keys().collect();
         keys.sort();
         keys.into_iter()
-            .map(|k| (k.clone(), entries.map[k].clone()))
+            .map(|k| (k.clone(), entries.map[k].0.clone()))
             .collect()
     }
 
@@ -299,7 +302,10 @@ impl FlowStorage {
     }
 
     pub fn get(&self, key: &str) -> Option<Value> {
-        lock(&self.entries).map.get(key).cloned()
+        lock(&self.entries)
+            .map
+            .get(key)
+            .map(|(value, _)| value.clone())
     }
 
     /// Sets a key; returns the previous value.
@@ -319,24 +325,26 @@ impl FlowStorage {
         value: Value,
         json: &str,
     ) -> Result<Option<Value>, StorageError> {
-        let old_size = entries
-            .map
-            .get(key)
-            .map(|v| entry_size(key, &v.to_string()));
+        let old_size = entries.map.get(key).map(|(_, size)| *size);
         let current = StorageMetadata {
             memory_used: entries.bytes,
             keys_count: entries.map.len() as u64,
         };
         self.service.caps.check(current, old_size, key, json)?;
-        entries.bytes = entries.bytes - old_size.unwrap_or(0) + entry_size(key, json);
-        Ok(entries.map.insert(key.to_owned(), value))
+        let size = entry_size(key, json);
+        entries.bytes = entries.bytes - old_size.unwrap_or(0) + size;
+        Ok(entries
+            .map
+            .insert(key.to_owned(), (value, size))
+            .map(|(old, _)| old))
     }
 
     /// Adds `amount` to a numeric entry (absent counts as 0), atomically; returns the new value.
     pub fn increment(&self, key: &str, amount: f64) -> Result<f64, StorageError> {
         check_key(key)?;
         let mut entries = lock(&self.entries);
-        let (value, next) = incremented(key, entries.map.get(key), amount)?;
+        let current = entries.map.get(key).map(|(value, _)| value);
+        let (value, next) = incremented(key, current, amount)?;
         let json = value.to_string();
         self.put(&mut entries, key, value, &json)?;
         self.record(key, Some(json));
@@ -346,12 +354,10 @@ impl FlowStorage {
     /// Removes a key; returns its previous value.
     pub fn remove(&self, key: &str) -> Option<Value> {
         let mut entries = lock(&self.entries);
-        let previous = entries.map.remove(key);
-        if let Some(old) = &previous {
-            entries.bytes -= entry_size(key, &old.to_string());
-            self.record(key, None);
-        }
-        previous
+        let (previous, size) = entries.map.remove(key)?;
+        entries.bytes -= size;
+        self.record(key, None);
+        Some(previous)
     }
 
     /// Removes every key.

@@ -148,6 +148,7 @@ impl Harness {
                     services: &self.services,
                     debug: &mut debug,
                     node_id: "n",
+                    payload_ends_here: false,
                 };
                 node.node.execute(&mut cx, &mut payload)?
             };

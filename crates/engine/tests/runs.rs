@@ -165,6 +165,41 @@ async fn a_chain_branches_on_a_condition() {
 }
 
 #[tokio::test]
+async fn a_debug_node_wired_onwards_passes_the_payload_on() {
+    // Only a Debug node that ends its path may hand its message the payload itself.
+    let setup = setup(
+        EngineConfig::default(),
+        &["first"],
+        json!([
+            node(
+                "first",
+                "DebugNode",
+                json!({"message": "in"}),
+                json!([["copy"]])
+            ),
+            node(
+                "copy",
+                "MutateNode",
+                json!({"rules": [
+                    {"type": "set", "valueTemplate": "{{data.v}}", "valueTemplateType": "json",
+                     "destination": "working.v"}
+                ]}),
+                json!([["last"]])
+            ),
+            debug("last", "out", ""),
+        ]),
+    )
+    .await;
+    let (result, messages) = setup.run(json!({"v": 42})).await;
+    assert_eq!(result.failure, None);
+    assert_eq!(ids(&messages), ["first", "last"]);
+    assert_eq!(messages[0].value["data"], json!({"v": 42}));
+    assert_eq!(messages[0].value.get("working"), None);
+    assert_eq!(messages[1].value["data"], json!({"v": 42}));
+    assert_eq!(messages[1].value["working"], json!({"v": 42}));
+}
+
+#[tokio::test]
 async fn each_path_of_a_fork_has_its_own_payload() {
     let mut nodes = Vec::new();
     for i in 1..=3 {

@@ -66,6 +66,8 @@ impl Node for Debug {
         };
         let value = match &self.property {
             Some(path) => path.get(payload).map_or(Value::Null, |v| v.into_owned()),
+            // A Debug node often ends its path: then the message takes the payload itself.
+            None if cx.payload_ends_here => std::mem::take(payload),
             None => payload.clone(),
         };
         cx.debug(message, value, self.level);
@@ -84,7 +86,15 @@ mod tests {
     /// Runs a Debug node and returns its port, the payload after it and what it sent.
     fn run_debug(
         config: Value,
+        payload: Value,
+    ) -> Result<(usize, Value, Vec<DebugMessage>), NodeError> {
+        run_debug_at(config, payload, false)
+    }
+
+    fn run_debug_at(
+        config: Value,
         mut payload: Value,
+        payload_ends_here: bool,
     ) -> Result<(usize, Value, Vec<DebugMessage>), NodeError> {
         let node = compile_node("DebugNode", &config).expect("compiles");
         let harness = Harness::new();
@@ -107,6 +117,7 @@ mod tests {
                 services: &harness.services,
                 debug: &mut debug,
                 node_id: "dbg",
+                payload_ends_here,
             },
             &mut payload,
         )?;
@@ -131,6 +142,20 @@ mod tests {
         assert_eq!(sent[0].level, "info");
         assert_eq!(sent[0].value, payload);
         assert_eq!(sent[0].node_id.as_deref(), Some("dbg"));
+    }
+
+    #[test]
+    fn at_the_end_of_its_path_the_message_takes_the_payload_itself() {
+        let payload = json!({"data": {"t": 21.5}, "working": {"s": "x"}});
+        let (port, _, sent) =
+            run_debug_at(json!({"message": "end"}), payload.clone(), true).unwrap();
+        assert_eq!(port, 0);
+        assert_eq!(sent[0].value, payload, "the whole payload, unchanged");
+        // With a property, only that part is copied, the end of the path or not.
+        let (_, after, sent) =
+            run_debug_at(json!({"property": "working"}), payload.clone(), true).unwrap();
+        assert_eq!(sent[0].value, json!({"s": "x"}));
+        assert_eq!(after, payload);
     }
 
     #[test]

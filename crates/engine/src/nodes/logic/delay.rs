@@ -170,6 +170,7 @@ mod tests {
                     services: &harness.services,
                     debug: &mut debug,
                     node_id: "n",
+                    payload_ends_here: false,
                 },
                 &mut payload,
             )
