@@ -121,11 +121,14 @@ pub type JobHandler = Arc<dyn Fn(RunJob, Option<Settle>) -> BoxFuture<'static, (
 
 /// The in-process queue: two bounded channels (the main lane and the scheduled lane) and a
 /// dispatcher that runs up to `workers` jobs at once as tokio tasks, taking scheduled jobs first.
+/// A job that finds a worker free and nothing queued starts at once, without the dispatcher.
 pub struct InProcessQueue {
     sender: std::sync::Mutex<Option<Lanes>>,
     workers: Arc<Semaphore>,
     worker_count: u32,
     done: Arc<tokio::sync::Notify>,
+    handler: JobHandler,
+    runtime: tokio::runtime::Handle,
 }
 
 struct Lanes {
@@ -141,7 +144,9 @@ impl InProcessQueue {
         let done = Arc::new(tokio::sync::Notify::new());
         let permits = semaphore.clone();
         let finished = done.clone();
+        let dispatched = handler.clone();
         tokio::spawn(async move {
+            let handler = dispatched;
             loop {
                 // Waiting for a worker first, then taking a job, lets a tick that arrives while
                 // every worker is busy overtake the main lane's backlog.
@@ -168,6 +173,8 @@ impl InProcessQueue {
             workers: semaphore,
             worker_count: workers.max(1) as u32,
             done,
+            handler,
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 }
@@ -183,6 +190,22 @@ impl RunQueue for InProcessQueue {
         } else {
             &lanes.main
         };
+        // Nothing queued ahead and a worker free: start the run now, sparing the dispatcher a
+        // wake-up per job. A permit freed while the dispatcher waits goes to the dispatcher
+        // (the semaphore serves waiters first), so a tick still overtakes a backlog.
+        let idle_lanes = [&lanes.main, &lanes.scheduled]
+            .iter()
+            .all(|l| l.capacity() == l.max_capacity());
+        if idle_lanes {
+            if let Ok(permit) = self.workers.clone().try_acquire_owned() {
+                let run = (self.handler)(job, None);
+                self.runtime.spawn(async move {
+                    run.await;
+                    drop(permit);
+                });
+                return Ok(());
+            }
+        }
         lane.try_send(job).map_err(|_| QueueFull)
     }
 
@@ -258,6 +281,45 @@ mod tests {
         queue.drain().await;
         assert_eq!(ran.load(Ordering::SeqCst), accepted);
         assert_eq!(queue.try_submit(job(100)), Err(QueueFull));
+    }
+
+    #[tokio::test]
+    async fn jobs_started_at_once_still_count_against_the_workers() {
+        // Jobs that find a worker free skip the dispatcher; they must still hold a worker, so
+        // that no more than `workers` run at once however they were started.
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let (now, peak, blocker) = (running.clone(), most.clone(), gate.clone());
+        let handler: JobHandler = Arc::new(move |_job, _| {
+            let (now, peak, blocker) = (now.clone(), peak.clone(), blocker.clone());
+            Box::pin(async move {
+                let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(at_once, Ordering::SeqCst);
+                let _ = blocker.acquire().await.map(|p| p.forget());
+                now.fetch_sub(1, Ordering::SeqCst);
+            })
+        });
+        let queue = InProcessQueue::start(100, 3, handler);
+        tokio::task::yield_now().await;
+        let mut accepted = 0;
+        for n in 0..20 {
+            // Back to back (the lanes stay empty while workers are free), then with yields.
+            if queue.try_submit(job(n)).is_ok() {
+                accepted += 1;
+            }
+            if n >= 10 {
+                tokio::task::yield_now().await;
+            }
+        }
+        assert_eq!(accepted, 20, "the main lane has room for all");
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 3, "three workers, all busy");
+        gate.add_permits(100);
+        queue.drain().await;
+        assert_eq!(running.load(Ordering::SeqCst), 0);
+        assert_eq!(most.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]

@@ -221,16 +221,18 @@ async fn press_virtual_button(
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
     who.require(Action::FlowPressVirtualButton, Some(&application_id))?;
-    let press = body.validated(SchemaName::VirtualButtonPress)?;
+    let mut press = body.validated(SchemaName::VirtualButtonPress)?;
     if press.get("deploymentId").is_some() {
         return Err(ApiError::validation(
             "deploymentId: flowd runs workflows itself; it has no edge deployments",
         ));
     }
+    // The schema made it an object; its payload is moved into the run, not copied.
+    let payload = press.as_object_mut().and_then(|p| p.remove("payload"));
     let text = |field: &str| press.get(field).and_then(Value::as_str).map(str::to_owned);
     let press = Press {
         key: text("key").unwrap_or_default(),
-        payload: press.get("payload").cloned(),
+        payload,
         flow_version: text("flowVersion"),
         device_id: text("deviceId"),
         relay_id: Some(who.token_id.clone()),
