@@ -19,12 +19,15 @@ use subtle::ConstantTimeEq;
 
 /// Hex SHA-256 of a token string: what the store keeps.
 pub fn hash_token(token: &str) -> String {
-    let mut hex = [0u8; 64];
-    // `hex::encode` goes a char at a time; this is on every authenticated request.
-    match hex::encode_to_slice(Sha256::digest(token.as_bytes()), &mut hex) {
-        Ok(()) => String::from_utf8_lossy(&hex).into_owned(),
-        Err(_) => hex::encode(Sha256::digest(token.as_bytes())),
+    // Lower-case hex into a string sized up front (`hex::encode` collects an iterator of
+    // chars); this runs on every authenticated request.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(64);
+    for byte in Sha256::digest(token.as_bytes()) {
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
+    hex
 }
 
 /// A new token string: 48 random bytes, URL-safe base64 (64 characters).
