@@ -32,6 +32,8 @@ pub struct CompiledNode {
     pub node: Box<dyn Node>,
     /// `outputs[port]` = indices of the nodes that port feeds.
     pub outputs: Vec<Vec<usize>>,
+    /// No port is wired: a path ends with this node whatever it answers.
+    pub ends_paths: bool,
 }
 
 /// The identity a compiled graph runs under.
@@ -185,6 +187,7 @@ pub fn compile(
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             node: compiled.node,
+            ends_paths: outputs.iter().all(Vec::is_empty),
             outputs,
         });
     }

@@ -144,9 +144,9 @@ impl InProcessQueue {
         let done = Arc::new(tokio::sync::Notify::new());
         let permits = semaphore.clone();
         let finished = done.clone();
-        let dispatched = handler.clone();
+        let (dispatched, runtime) = (handler.clone(), tokio::runtime::Handle::current());
+        let dispatcher_runtime = runtime.clone();
         tokio::spawn(async move {
-            let handler = dispatched;
             loop {
                 // Waiting for a worker first, then taking a job, lets a tick that arrives while
                 // every worker is busy overtake the main lane's backlog.
@@ -159,12 +159,7 @@ impl InProcessQueue {
                     Some(job) = main_jobs.recv() => job,
                     else => break,
                 };
-                let handler = handler.clone();
-                tokio::spawn(async move {
-                    // Nothing to settle: a job in this process's memory is delivered once.
-                    handler(job, None).await;
-                    drop(permit);
-                });
+                start_job(&dispatcher_runtime, &dispatched, job, permit);
             }
             finished.notify_waiters();
         });
@@ -174,9 +169,24 @@ impl InProcessQueue {
             worker_count: workers.max(1) as u32,
             done,
             handler,
-            runtime: tokio::runtime::Handle::current(),
+            runtime,
         }
     }
+}
+
+/// Runs a job as a task of its own, holding its worker until it ends. Nothing to settle: a job
+/// in this process's memory is delivered once.
+fn start_job(
+    runtime: &tokio::runtime::Handle,
+    handler: &JobHandler,
+    job: RunJob,
+    worker: tokio::sync::OwnedSemaphorePermit,
+) {
+    let run = handler(job, None);
+    runtime.spawn(async move {
+        run.await;
+        drop(worker);
+    });
 }
 
 impl RunQueue for InProcessQueue {
@@ -198,11 +208,7 @@ impl RunQueue for InProcessQueue {
             .all(|l| l.capacity() == l.max_capacity());
         if idle_lanes {
             if let Ok(permit) = self.workers.clone().try_acquire_owned() {
-                let run = (self.handler)(job, None);
-                self.runtime.spawn(async move {
-                    run.await;
-                    drop(permit);
-                });
+                start_job(&self.runtime, &self.handler, job, permit);
                 return Ok(());
             }
         }

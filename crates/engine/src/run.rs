@@ -323,8 +323,7 @@ fn walk_scope(
                         services: &cx.services,
                         debug: &mut debug,
                         node_id: &node.id,
-                        payload_ends_here: !cx.tracing_steps
-                            && node.outputs.iter().all(Vec::is_empty),
+                        payload_ends_here: node.ends_paths && !cx.tracing_steps,
                     };
                     node.node.execute(&mut node_cx, &mut payload)
                 };
