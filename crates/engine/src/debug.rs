@@ -3,13 +3,17 @@
 //! opened just after a run still shows it.
 //!
 //! What is kept is bounded for the whole server, not per flow: the newest messages of all flows
-//! together, at most [`DEBUG_RETAINED`] of them and about [`DEBUG_RETAINED_BYTES`]; a flow's
+//! together, at most [`DEBUG_RETAINED`] of them and [`DEBUG_RETAINED_BYTES`] of JSON; a flow's
 //! recent messages are its newest [`DEBUG_RING`] among those. A ring per flow made memory grow
 //! with the number of flows that ever printed (10,000 flows × 100 payloads), for output nobody
 //! may ever look at.
+//!
+//! Kept messages are written out as JSON, one allocation each. Kept as value trees, a busy
+//! server's last 2,000 payloads (a few MB) were cold memory by the time they were evicted: freeing
+//! them, and the next runs reusing their blocks, cost a fifth of a press (BENCHMARKS.md). Live
+//! subscribers get the run's own message; only a stream that opens reads the JSON back.
 
 use crate::observer::{DebugMessage, RunObserver};
-use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::broadcast;
@@ -18,16 +22,46 @@ use tokio::sync::broadcast;
 pub const DEBUG_RING: usize = 100;
 /// Messages kept, all flows together.
 pub const DEBUG_RETAINED: usize = 2_000;
-/// Approximate bytes of messages kept, all flows together (the newest message is kept whatever
-/// its size).
+/// Bytes of messages kept (as JSON), all flows together (the newest message is kept whatever its
+/// size).
 pub const DEBUG_RETAINED_BYTES: usize = 16 * 1024 * 1024;
 /// Messages a slow live subscriber may fall behind before it skips ahead.
 const SUBSCRIBER_BACKLOG: usize = 256;
 
+/// A kept message: its flow id followed by the message as JSON, in one allocation.
+struct Retained {
+    text: Box<[u8]>,
+    flow_len: usize,
+}
+
+impl Retained {
+    fn new(message: &DebugMessage) -> Option<Retained> {
+        let mut text = Vec::with_capacity(512);
+        text.extend_from_slice(message.flow_id.as_bytes());
+        serde_json::to_writer(&mut text, message).ok()?;
+        Some(Retained {
+            text: text.into_boxed_slice(),
+            flow_len: message.flow_id.len(),
+        })
+    }
+
+    fn is_of(&self, flow_id: &str) -> bool {
+        &self.text[..self.flow_len] == flow_id.as_bytes()
+    }
+
+    fn message(&self) -> Option<DebugMessage> {
+        serde_json::from_slice(&self.text[self.flow_len..]).ok()
+    }
+
+    fn size(&self) -> usize {
+        self.text.len()
+    }
+}
+
 #[derive(Default)]
 struct HubState {
-    /// The newest messages of every flow, oldest first, with their approximate sizes.
-    retained: VecDeque<(Arc<DebugMessage>, usize)>,
+    /// The newest messages of every flow, oldest first.
+    retained: VecDeque<Retained>,
     retained_bytes: usize,
     /// Channels of flows someone watches; made on subscribe, dropped when the last watcher has
     /// gone (a broadcast channel holds its whole backlog of slots).
@@ -61,15 +95,15 @@ impl DebugHub {
     }
 
     /// The recent messages of a flow, oldest first.
-    pub fn recent(&self, flow_id: &str) -> Vec<Arc<DebugMessage>> {
+    pub fn recent(&self, flow_id: &str) -> Vec<DebugMessage> {
         let state = self.state();
-        let mut found: Vec<Arc<DebugMessage>> = state
+        let mut found: Vec<DebugMessage> = state
             .retained
             .iter()
             .rev()
-            .filter(|(m, _)| m.flow_id == flow_id)
+            .filter(|kept| kept.is_of(flow_id))
             .take(DEBUG_RING)
-            .map(|(m, _)| Arc::clone(m))
+            .filter_map(Retained::message)
             .collect();
         found.reverse();
         found
@@ -89,9 +123,9 @@ impl DebugHub {
         let mut state = self.state();
         state.live.remove(flow_id);
         let before = std::mem::take(&mut state.retained);
-        let (kept, gone): (VecDeque<_>, VecDeque<_>) =
-            before.into_iter().partition(|(m, _)| m.flow_id != flow_id);
-        state.retained_bytes -= gone.iter().map(|(_, size)| size).sum::<usize>();
+        let (gone, kept): (VecDeque<_>, VecDeque<_>) =
+            before.into_iter().partition(|kept| kept.is_of(flow_id));
+        state.retained_bytes -= gone.iter().map(Retained::size).sum::<usize>();
         state.retained = kept;
     }
 }
@@ -106,18 +140,19 @@ impl RunObserver for DebugHub {
 }
 
 impl DebugHub {
-    /// Keeps the message itself, shared with the run that made it and any live subscriber:
-    /// copying its value (often the whole payload) per keeper was a tenth of a press's CPU.
+    /// Keeps the message written out, and hands the message itself to live subscribers.
     fn keep(&self, message: &Arc<DebugMessage>) {
-        let size = approximate_size(message);
+        let retained = Retained::new(message);
         let mut state = self.state();
-        state.retained.push_back((Arc::clone(message), size));
-        state.retained_bytes += size;
+        if let Some(retained) = retained {
+            state.retained_bytes += retained.size();
+            state.retained.push_back(retained);
+        }
         while state.retained.len() > DEBUG_RETAINED
             || (state.retained_bytes > DEBUG_RETAINED_BYTES && state.retained.len() > 1)
         {
-            if let Some((_, size)) = state.retained.pop_front() {
-                state.retained_bytes -= size;
+            if let Some(evicted) = state.retained.pop_front() {
+                state.retained_bytes -= evicted.size();
             }
         }
         if let Some(live) = state.live.get(&message.flow_id) {
@@ -129,31 +164,10 @@ impl DebugHub {
     }
 }
 
-/// Bytes a message holds, roughly: its strings and a word per value. Walking the value is
-/// cheaper than serializing it and close enough for a memory budget.
-fn approximate_size(message: &DebugMessage) -> usize {
-    fn value_size(value: &Value) -> usize {
-        16 + match value {
-            Value::String(s) => s.len(),
-            Value::Array(items) => items.iter().map(value_size).sum(),
-            Value::Object(map) => map.iter().map(|(k, v)| k.len() + value_size(v)).sum(),
-            _ => 0,
-        }
-    }
-    std::mem::size_of::<DebugMessage>()
-        + message.flow_id.len()
-        + message.run_id.len()
-        + message.version.len()
-        + message.node_id.as_ref().map_or(0, String::len)
-        + message.level.len()
-        + message.message.len()
-        + value_size(&message.value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn message(flow: &str, n: usize, value: Value) -> DebugMessage {
         DebugMessage {
@@ -206,8 +220,27 @@ mod tests {
         let state = hub.state();
         assert!(state.retained_bytes <= DEBUG_RETAINED_BYTES);
         assert!(state.retained.len() < 20, "{} kept", state.retained.len());
-        let counted: usize = state.retained.iter().map(|(_, size)| size).sum();
+        let counted: usize = state.retained.iter().map(Retained::size).sum();
         assert_eq!(counted, state.retained_bytes);
+    }
+
+    #[test]
+    fn a_kept_message_reads_back_as_it_was() {
+        let hub = DebugHub::default();
+        let mut sent = message(
+            "a",
+            7,
+            json!({"f": 0.1, "big": u64::MAX, "neg": -3,
+            "nested": [null, "é \" \n", {"deep": [true, 1.5e300]}]}),
+        );
+        sent.node_id = Some("node".into());
+        sent.level = "warn".into();
+        hub.debug(&Arc::new(sent.clone()));
+        assert_eq!(hub.recent("a"), vec![sent]);
+        // A flow id that is a prefix of another's is not that flow.
+        assert!(hub.recent("").is_empty());
+        hub.debug(&Arc::new(message("ab", 8, json!(1))));
+        assert_eq!(hub.recent("a").len(), 1);
     }
 
     #[test]
@@ -219,15 +252,15 @@ mod tests {
         hub.debug(&Arc::new(message("b", 2, json!(2))));
         let streamed = live.try_recv().expect("a live message");
         assert_eq!(streamed.message, "m1");
-        // Kept and streamed as the run's own message, not copies of it.
+        // Streamed as the run's own message, not a copy; kept as the same message.
         assert!(Arc::ptr_eq(&streamed, &sent));
-        assert!(Arc::ptr_eq(&hub.recent("a")[0], &sent));
+        assert_eq!(hub.recent("a"), vec![DebugMessage::clone(&sent)]);
         assert!(live.try_recv().is_err(), "only its own flow's messages");
         hub.forget("a");
         assert!(hub.recent("a").is_empty());
         assert_eq!(hub.recent("b").len(), 1);
         let state = hub.state();
-        assert_eq!(state.retained_bytes, state.retained[0].1);
+        assert_eq!(state.retained_bytes, state.retained[0].size());
         assert!(!state.live.contains_key("a"));
     }
 }

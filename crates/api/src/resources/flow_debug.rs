@@ -53,7 +53,7 @@ async fn debug_stream(
     let hub = state.engine.debug();
     // Subscribe before reading the ring so nothing falls between the two.
     let live = hub.subscribe(&flow_id);
-    let recent: Vec<Event> = hub.recent(&flow_id).iter().map(|m| event(m)).collect();
+    let recent: Vec<Event> = hub.recent(&flow_id).iter().map(event).collect();
     let live = stream::unfold(live, |mut receiver| async move {
         match receiver.recv().await {
             Ok(message) => Some((event(&message), receiver)),
