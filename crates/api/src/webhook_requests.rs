@@ -86,32 +86,38 @@ async fn handle(
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(str::to_owned);
-    let mut data = json!({
-        "path": format!("/{path}"),
-        "method": parts.method.as_str().to_ascii_lowercase(),
-        "headers": headers_of(&parts.headers),
-        "query": query_of(parts.uri.query().unwrap_or("")),
-        "body": body_of(&parts.headers, bytes, &webhook).await?,
-    });
+    // Built field by field: `json!` would serialize the header and body values into copies.
+    let mut data = Map::with_capacity(6);
+    data.insert("path".into(), Value::String(format!("/{path}")));
+    data.insert(
+        "method".into(),
+        Value::String(parts.method.as_str().to_ascii_lowercase()),
+    );
+    data.insert("headers".into(), headers_of(&parts.headers));
+    data.insert("query".into(), query_of(parts.uri.query().unwrap_or("")));
+    data.insert(
+        "body".into(),
+        body_of(&parts.headers, bytes, &webhook).await?,
+    );
 
     if !webhook.wait_for_reply {
         state
             .engine
-            .fire_webhook(&webhook, data, flow_version.as_deref())
+            .fire_webhook(&webhook, Value::Object(data), flow_version.as_deref())
             .await?;
         let status = StatusCode::from_u16(webhook.response_code).unwrap_or(StatusCode::OK);
         return Ok((status, Json(json!({"success": true}))).into_response());
     }
 
     let reply_id = format!("{}.{}", webhook.webhook_id, flowd_model::id::new_id());
-    data["replyId"] = json!(reply_id);
+    data.insert("replyId".into(), Value::String(reply_id.clone()));
     let replies = state.engine.replies();
     // Parked before the runs start, so that even the quickest reply finds it; the guard
     // removes it however this request ends (reply, timeout, or the client going away).
     let (answer, _parked) = replies.open(&webhook.application_id, &reply_id);
     let runs = state
         .engine
-        .fire_webhook(&webhook, data, flow_version.as_deref())
+        .fire_webhook(&webhook, Value::Object(data), flow_version.as_deref())
         .await?;
     if runs == 0 {
         return Err(ApiError::GatewayTimeout(
@@ -163,7 +169,7 @@ fn basic_auth_matches(headers: &HeaderMap, (user, password): &(String, String)) 
 }
 
 fn headers_of(headers: &HeaderMap) -> Value {
-    let mut out = Map::new();
+    let mut out = Map::with_capacity(headers.keys_len());
     for (name, value) in headers {
         if name == header::COOKIE {
             continue;

@@ -345,8 +345,9 @@ impl Engine {
                 "nodeId": failure.node_id,
                 "nodeType": failure.node_type,
             },
-            "erroredPayload": errored_payload,
         });
+        // Moved in, not through `json!` (which would serialize it into a copy).
+        data["erroredPayload"] = errored_payload;
         // A failed run that held a webhook request still waiting for its reply hands the
         // reply over: the error handler can answer it.
         let reply_id = failure

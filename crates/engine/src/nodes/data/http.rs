@@ -813,17 +813,21 @@ async fn send(clients: &HttpClients, mut request: Request) -> Result<Value, Node
         }
         _ => Value::String(text),
     };
-    Ok(json!({
-        "statusCode": status,
-        "headers": response_headers,
-        "body": body,
-        "requestDuration": duration,
-        "request": {
+    // Built field by field: `json!` would serialize the body and headers into copies.
+    let mut response = Map::with_capacity(5);
+    response.insert("statusCode".into(), json!(status));
+    response.insert("headers".into(), Value::Object(response_headers));
+    response.insert("body".into(), body);
+    response.insert("requestDuration".into(), json!(duration));
+    response.insert(
+        "request".into(),
+        json!({
             "uri": request.uri,
             "method": request.method.as_str(),
             "headers": recorded,
-        },
-    }))
+        }),
+    );
+    Ok(Value::Object(response))
 }
 
 impl Node for HttpNode {
