@@ -29,8 +29,9 @@ use flowd_store::{
 };
 use futures::future::{BoxFuture, Either};
 use serde_json::{Map, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::{ready, IntoFuture, Ready};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch, Notify};
@@ -127,6 +128,9 @@ pub struct FlowStorage {
     /// it (not listed, not counted in the caps, not cleared with it).
     node_state: Mutex<HashMap<String, Value>>,
     service: Arc<ServiceState>,
+    /// Set when the flow is deleted: late writes from its runs still holding this storage are
+    /// dropped. Read and written with the pending lock held, so none slips in after `forget`.
+    forgotten: AtomicBool,
 }
 
 /// What the writer has not committed yet. `cleared` flows have their whole table emptied
@@ -134,9 +138,33 @@ pub struct FlowStorage {
 #[derive(Default)]
 struct Pending {
     cleared: Vec<String>,
-    keys: HashMap<(StorageSpace, String, String), Option<String>>,
+    /// The last state of each written key, by flow: a write finds its flow by the borrowed id
+    /// and allocates a key only the first time it is written in a group.
+    flows: HashMap<String, FlowPending>,
     /// Incremented for every change; the writer reports the highest it committed.
     generation: u64,
+}
+
+/// One flow's uncommitted keys, `None` for a removed one.
+#[derive(Default)]
+struct FlowPending {
+    storage: HashMap<String, Option<String>>,
+    node_state: HashMap<String, Option<String>>,
+}
+
+impl FlowPending {
+    fn put(&mut self, space: StorageSpace, key: &str, value_json: Option<String>) {
+        let keys = match space {
+            StorageSpace::Storage => &mut self.storage,
+            StorageSpace::NodeState => &mut self.node_state,
+        };
+        match keys.get_mut(key) {
+            Some(slot) => *slot = value_json,
+            None => {
+                keys.insert(key.to_owned(), value_json);
+            }
+        }
+    }
 }
 
 struct ServiceState {
@@ -147,8 +175,6 @@ struct ServiceState {
     wake: Notify,
     committed: watch::Sender<u64>,
     flows: Mutex<HashMap<String, Arc<FlowStorage>>>,
-    /// Flows deleted while loaded: late writes from their runs are dropped.
-    deleted: Mutex<HashSet<String>>,
 }
 
 /// The storage of every flow.
@@ -175,7 +201,6 @@ impl StorageService {
             wake: Notify::new(),
             committed,
             flows: Mutex::new(HashMap::new()),
-            deleted: Mutex::new(HashSet::new()),
         });
         if mode == StorageMode::Cached {
             tokio::spawn(writer(state.clone()));
@@ -231,19 +256,21 @@ impl StorageService {
                     entries: Mutex::new(entries),
                     node_state: Mutex::new(node_state),
                     service: self.state.clone(),
+                    forgotten: AtomicBool::new(false),
                 })
             })
             .clone();
-        lock(&self.state.deleted).remove(flow_id);
         Ok(storage)
     }
 
     /// Forgets a deleted flow: its memory and its uncommitted writes.
     pub fn forget(&self, flow_id: &str) {
-        lock(&self.state.flows).remove(flow_id);
-        lock(&self.state.deleted).insert(flow_id.to_owned());
+        let gone = lock(&self.state.flows).remove(flow_id);
         let mut pending = lock(&self.state.pending);
-        pending.keys.retain(|(_, flow, _), _| flow != flow_id);
+        if let Some(gone) = gone {
+            gone.forgotten.store(true, Ordering::Relaxed);
+        }
+        pending.flows.remove(flow_id);
         pending.cleared.retain(|flow| flow != flow_id);
     }
 
@@ -273,13 +300,17 @@ impl FlowStorage {
     }
 
     fn record_in(&self, space: StorageSpace, key: &str, value_json: Option<String>) {
-        if lock(&self.service.deleted).contains(&self.flow_id) {
+        let mut pending = lock(&self.service.pending);
+        if self.forgotten.load(Ordering::Relaxed) {
             return;
         }
-        let mut pending = lock(&self.service.pending);
-        pending
-            .keys
-            .insert((space, self.flow_id.clone(), key.to_owned()), value_json);
+        if let Some(flow) = pending.flows.get_mut(&self.flow_id) {
+            flow.put(space, key, value_json);
+        } else {
+            let mut flow = FlowPending::default();
+            flow.put(space, key, value_json);
+            pending.flows.insert(self.flow_id.clone(), flow);
+        }
         pending.generation += 1;
         drop(pending);
         self.service.wake.notify_one();
@@ -366,9 +397,9 @@ impl FlowStorage {
         entries.map.clear();
         entries.bytes = 0;
         let mut pending = lock(&self.service.pending);
-        pending
-            .keys
-            .retain(|(space, flow, _), _| *space != StorageSpace::Storage || flow != &self.flow_id);
+        if let Some(flow) = pending.flows.get_mut(&self.flow_id) {
+            flow.storage.clear();
+        }
         pending.cleared.push(self.flow_id.clone());
         pending.generation += 1;
         drop(pending);
@@ -622,7 +653,7 @@ async fn writer(state: Arc<ServiceState>) {
         loop {
             let (batch, generation) = {
                 let mut pending = lock(&state.pending);
-                if pending.cleared.is_empty() && pending.keys.is_empty() {
+                if pending.cleared.is_empty() && pending.flows.is_empty() {
                     let generation = pending.generation;
                     drop(pending);
                     state.committed.send_replace(generation);
@@ -632,21 +663,26 @@ async fn writer(state: Arc<ServiceState>) {
                     .into_iter()
                     .map(|flow_id| StorageWrite::Clear { flow_id })
                     .collect();
-                batch.extend(std::mem::take(&mut pending.keys).into_iter().map(
-                    |((space, flow_id, key), value)| match (space, value) {
-                        (StorageSpace::Storage, Some(value_json)) => StorageWrite::Set {
-                            flow_id,
+                for (flow_id, flow) in std::mem::take(&mut pending.flows) {
+                    batch.extend(flow.storage.into_iter().map(|(key, value)| match value {
+                        Some(value_json) => StorageWrite::Set {
+                            flow_id: flow_id.clone(),
                             key,
                             value_json,
                         },
-                        (StorageSpace::Storage, None) => StorageWrite::Delete { flow_id, key },
-                        (StorageSpace::NodeState, value) => StorageWrite::SetNodeState {
-                            flow_id,
+                        None => StorageWrite::Delete {
+                            flow_id: flow_id.clone(),
+                            key,
+                        },
+                    }));
+                    batch.extend(flow.node_state.into_iter().map(|(key, value)| {
+                        StorageWrite::SetNodeState {
+                            flow_id: flow_id.clone(),
                             key,
                             value_json: value.unwrap_or_else(|| "null".into()),
-                        },
-                    },
-                ));
+                        }
+                    }));
+                }
                 (batch, pending.generation)
             };
             let mut delay = Duration::from_millis(50);
@@ -666,5 +702,114 @@ async fn writer(state: Arc<ServiceState>) {
         if Arc::strong_count(&state) == 1 {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowd_store::sqlite::SqliteStore;
+    use serde_json::json;
+
+    const CAPS: StorageCaps = StorageCaps {
+        max_keys: 100,
+        max_bytes: 100_000,
+    };
+
+    async fn service(dir: &std::path::Path) -> (Arc<dyn Store>, StorageService) {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).await.unwrap());
+        // The store keeps storage only for flows it has.
+        let now = flowd_model::time::now_iso();
+        store
+            .insert_application(&json!({"id": "app", "name": "app", "creationDate": now,
+                "lastUpdated": now}))
+            .await
+            .unwrap();
+        for flow in ["a", "b"] {
+            store
+                .insert_flow(&json!({"id": flow, "applicationId": "app", "name": flow,
+                    "flowClass": "cloud", "creationDate": now, "lastUpdated": now,
+                    "triggers": [], "nodes": []}))
+                .await
+                .unwrap();
+        }
+        let service = StorageService::start(store.clone(), CAPS, StorageMode::Cached);
+        (store, service)
+    }
+
+    #[tokio::test]
+    async fn a_group_commits_the_last_state_of_each_key_of_each_flow() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, service) = service(dir.path()).await;
+        let a = service.flow("a").await.unwrap();
+        let b = service.flow("b").await.unwrap();
+        a.set("x", json!(1)).unwrap();
+        a.set("x", json!(2)).unwrap();
+        a.set("gone", json!(true)).unwrap();
+        a.remove("gone");
+        b.set("x", json!("b")).unwrap();
+        b.increment("n", 1.0).unwrap();
+        b.increment("n", 2.0).unwrap();
+        a.update_node_state("latch", "s", |_| (json!("on"), ()));
+        service.flush().await.unwrap();
+
+        let entries = |flow: &'static str| {
+            let store = store.clone();
+            async move { Value::Object(store.storage_entries(flow).await.unwrap()) }
+        };
+        assert_eq!(entries("a").await, json!({"x": 2}));
+        assert_eq!(entries("b").await, json!({"x": "b", "n": 3}));
+        let states = store.node_states("a").await.unwrap();
+        assert_eq!(states.len(), 1);
+        assert_eq!(states.values().next(), Some(&json!("on")));
+        assert!(store.node_states("b").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn clearing_drops_the_pending_keys_but_not_the_node_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, service) = service(dir.path()).await;
+        let a = service.flow("a").await.unwrap();
+        a.set("old", json!(1)).unwrap();
+        service.flush().await.unwrap();
+        a.set("pending", json!(2)).unwrap();
+        a.update_node_state("latch", "s", |_| (json!(1), ()));
+        a.clear();
+        a.set("after", json!(3)).unwrap();
+        service.flush().await.unwrap();
+        assert_eq!(
+            Value::Object(store.storage_entries("a").await.unwrap()),
+            json!({"after": 3})
+        );
+        assert_eq!(store.node_states("a").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_flow_commits_neither_its_pending_nor_its_late_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, service) = service(dir.path()).await;
+        let a = service.flow("a").await.unwrap();
+        let b = service.flow("b").await.unwrap();
+        a.set("early", json!(1)).unwrap();
+        b.set("kept", json!(1)).unwrap();
+        service.forget("a");
+        // A run that still holds the flow's storage writes after the delete.
+        a.set("late", json!(2)).unwrap();
+        a.update_node_state("latch", "s", |_| (json!(1), ()));
+        service.flush().await.unwrap();
+        assert!(store.storage_entries("a").await.unwrap().is_empty());
+        assert!(store.node_states("a").await.unwrap().is_empty());
+        assert_eq!(
+            Value::Object(store.storage_entries("b").await.unwrap()),
+            json!({"kept": 1})
+        );
+        // Loaded again (an import with the same id), the flow's writes count again.
+        let again = service.flow("a").await.unwrap();
+        again.set("new", json!(3)).unwrap();
+        service.flush().await.unwrap();
+        assert_eq!(
+            Value::Object(store.storage_entries("a").await.unwrap()),
+            json!({"new": 3})
+        );
     }
 }
