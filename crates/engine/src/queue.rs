@@ -341,13 +341,17 @@ mod tests {
             })
         });
         let queue = InProcessQueue::start(3, 1, handler);
-        // One press runs (blocked on the gate) and the main lane fills up behind it.
+        // One press runs (blocked on the gate) and the main lane fills up behind it. Bounded, so
+        // that a queue ignoring its worker limit fails here instead of taking presses forever.
         let mut presses = 0;
-        while queue.try_submit(job(presses)).is_ok() {
+        while presses < 100 && queue.try_submit(job(presses)).is_ok() {
             presses += 1;
             tokio::task::yield_now().await;
         }
-        assert!(presses >= 3, "{presses} presses taken");
+        assert!(
+            (3..100).contains(&presses),
+            "{presses} presses taken by a queue of 3 with 1 worker"
+        );
         let mut tick = job(1000);
         tick.trigger_type = "timer".into();
         assert!(tick.is_scheduled());
