@@ -9,7 +9,7 @@
 use crate::auth::Principal;
 use crate::documents::{into_object, merge, stamp_created, stamp_updated, text};
 use crate::error::{ApiError, ApiResult};
-use crate::hal::{decorate, success};
+use crate::hal::{decorate, Success};
 use crate::list::ListSpec;
 use crate::request::{path_id, JsonBody, Params, PathParams};
 use crate::resources::application;
@@ -232,7 +232,7 @@ async fn remove<R: AppResource>(
     who: Principal,
     params: Params,
     PathParams((application_id, id)): PathParams<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Success> {
     who.require(R::ACTIONS.delete, Some(&application_id))?;
     let doc = load::<R>(&state, &application_id, &id).await?;
     R::check_delete(&params)?;
@@ -245,5 +245,5 @@ async fn remove<R: AppResource>(
         return Err(ApiError::not_found(R::LABEL));
     }
     state.changed(R::removed(&id)).await;
-    Ok(Json(success()))
+    Ok(Success)
 }

@@ -34,7 +34,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use error::ApiError;
 use serde_json::{json, Value};
-pub use state::{AppState, Limits};
+pub use state::{AppParts, AppState, Limits};
 
 /// The whole API as a router, ready to serve (or to drive in tests with `oneshot`).
 pub fn app(state: AppState) -> Router {

@@ -47,9 +47,14 @@ impl Default for Limits {
     }
 }
 
-/// Shared state of the router.
+/// Shared state of the router: one `Arc`, since axum hands every extractor of every request its
+/// own clone (a struct of several `Arc`s cost an atomic increment and decrement per field).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+/// What [`AppState`] holds.
+#[derive(Clone)]
+pub struct AppParts {
     pub store: Arc<dyn Store>,
     pub engine: Engine,
     pub limits: Limits,
@@ -59,6 +64,20 @@ pub struct AppState {
     /// Turns `true` when the server starts shutting down; endless responses (the debug stream)
     /// end then, so that graceful shutdown is not held open by them.
     pub shutting_down: tokio::sync::watch::Receiver<bool>,
+}
+
+impl From<AppParts> for AppState {
+    fn from(parts: AppParts) -> Self {
+        AppState(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
 }
 
 impl AppState {

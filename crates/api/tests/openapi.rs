@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use flowd_api::openapi::{component_name, document, operations, path_parameters, Method};
-use flowd_api::AppState;
+use flowd_api::{AppParts, AppState};
 use flowd_model::schema::{raw, SchemaName};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashSet};
@@ -43,14 +43,14 @@ async fn fixture() -> Fixture {
         flowd_engine::engine::EngineConfig::default(),
     );
     let (_sender, shutting_down) = tokio::sync::watch::channel(false);
-    let state = AppState {
+    let state = AppState::from(AppParts {
         changes: None,
         store,
         engine,
         limits: Default::default(),
         tokens: Default::default(),
         shutting_down,
-    };
+    });
     Fixture {
         app: flowd_api::app(state),
         _dir: dir,

@@ -5,7 +5,7 @@
 use axum::body::Body;
 use axum::http::{header, Method, Request};
 use flowd_api::auth::{hash_token, TokenCache};
-use flowd_api::{app, AppState, Limits};
+use flowd_api::{app, AppParts, AppState, Limits};
 use flowd_engine::engine::{Engine, EngineConfig};
 use flowd_engine::storage::StorageMode;
 use flowd_store::sqlite::SqliteStore;
@@ -27,7 +27,7 @@ fn node(store: &Arc<dyn Store>, mode: StorageMode) -> AppState {
         storage_caps: caps,
         ..EngineConfig::default()
     };
-    AppState {
+    AppState::from(AppParts {
         store: store.clone(),
         engine: Engine::start(store.clone(), config),
         limits: Limits {
@@ -37,7 +37,7 @@ fn node(store: &Arc<dyn Store>, mode: StorageMode) -> AppState {
         tokens: Arc::new(TokenCache::default()),
         changes: None,
         shutting_down: tokio::sync::watch::channel(false).1,
-    }
+    })
 }
 
 /// A store holding the test's owner token.

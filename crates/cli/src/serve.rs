@@ -4,7 +4,7 @@
 use crate::config::Settings;
 use crate::queue::QueueLocation;
 use flowd_api::bootstrap::{ensure_owner_token, OwnerToken};
-use flowd_api::AppState;
+use flowd_api::{AppParts, AppState};
 use flowd_engine::engine::Engine;
 use std::io::Write;
 use std::path::Path;
@@ -160,7 +160,7 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         "listening on {address}"
     );
     let (shutdown_sender, shutting_down) = tokio::sync::watch::channel(false);
-    let mut state = AppState {
+    let mut shared = AppParts {
         store: store.clone(),
         engine: engine.clone(),
         limits: settings.limits,
@@ -170,19 +170,20 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     };
     if let Some(nats) = &nats {
         // Other nodes' changes are applied here; this node's are announced by `state.changed`.
-        let local = state.clone();
+        // This node's own copy of the state announces nothing: it applies others' changes.
+        let local = AppState::from(shared.clone());
         let feed = nats
             .change_feed(Arc::new(move |change| {
                 let local = local.clone();
                 Box::pin(async move { local.apply_change(&change).await })
             }))
             .await?;
-        state.changes = Some(Arc::new(feed));
+        shared.changes = Some(Arc::new(feed));
         // Announcements are kept nowhere: after each reconnection (or messages NATS dropped)
         // this node reads everything again. The first round covers what changed between the
         // load above and the subscription.
         let mut gaps = nats.gaps();
-        let local = state.clone();
+        let local = AppState::from(shared.clone());
         tokio::spawn(async move {
             if let Err(e) = local.resync().await {
                 tracing::error!(error = %e, "reading the store again failed");
@@ -208,7 +209,8 @@ pub async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
             .await?;
         engine.debug().set_relay(Arc::new(relay));
     }
-    let app = flowd_api::app(state).layer(tower_http::trace::TraceLayer::new_for_http());
+    let app =
+        flowd_api::app(AppState::from(shared)).layer(tower_http::trace::TraceLayer::new_for_http());
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -121,11 +121,11 @@ struct Buffer {
 
 impl RunObserver for Accounting {
     fn run_finished(&self, run: &RunInfo, result: &RunResult) {
-        let version = match &run.version_id {
+        let version = match &run.flow.version_id {
             None => RunVersion::Develop,
             Some(id) => RunVersion::Named {
                 id: id.clone(),
-                name: run.version_name.clone(),
+                name: run.flow.version_name.clone(),
             },
         };
         let errors = result
@@ -144,8 +144,8 @@ impl RunObserver for Accounting {
                 .once_ids
                 .load(std::sync::atomic::Ordering::Relaxed)
                 .then(|| run.run_id.clone()),
-            application_id: run.application_id.clone(),
-            flow_id: run.flow_id.clone(),
+            application_id: run.flow.application_id.clone(),
+            flow_id: run.flow.flow_id.clone(),
             version,
             device_id: run.device_id.clone(),
             started_ms: run.started_ms,

@@ -7,6 +7,7 @@ use crate::node::{Node, NodeSpec};
 use crate::nodes;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A trigger of a compiled flow.
 pub struct CompiledTrigger {
@@ -53,7 +54,8 @@ pub struct FlowIdentity {
 
 /// A workflow version ready to run.
 pub struct CompiledFlow {
-    pub identity: FlowIdentity,
+    /// Shared with every run of the flow (a run's [`crate::node::RunInfo`]).
+    pub identity: Arc<FlowIdentity>,
     pub triggers: Vec<CompiledTrigger>,
     pub nodes: Vec<CompiledNode>,
     /// Application globals overlaid with the version's globals, each value parsed.
@@ -226,7 +228,7 @@ pub fn compile(
     }
 
     Ok(CompiledFlow {
-        identity,
+        identity: Arc::new(identity),
         triggers,
         nodes,
         globals,

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-/// Compiled flows kept at once; past it an arbitrary entry is dropped (it is recompiled on its
-/// next use).
+/// Flows whose compiled versions are kept at once; past it an arbitrary flow's are dropped (they
+/// are recompiled on their next use).
 pub const MAX_CACHED_FLOWS: usize = 20_000;
 
 /// How long shutdown waits for finished jobs of a shared queue to be acknowledged.
@@ -140,18 +140,23 @@ pub struct Press {
 }
 
 /// What a press needs to know of a flow, cached so that a press reads nothing from the store.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct FlowHead {
     application_id: String,
     enabled: bool,
     default_version: Option<String>,
 }
 
+/// A flow's compiled versions in the cache.
+type CompiledVersions = Vec<(VersionRef, Arc<CompiledFlow>)>;
+
 pub(crate) struct Inner {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) services: Arc<Services>,
-    pub(crate) cache: Mutex<HashMap<(String, VersionRef), Arc<CompiledFlow>>>,
-    pub(crate) heads: Mutex<HashMap<String, FlowHead>>,
+    /// Compiled versions by flow id (usually one a flow): a lookup hashes the borrowed id and
+    /// allocates nothing.
+    pub(crate) cache: Mutex<HashMap<String, CompiledVersions>>,
+    pub(crate) heads: Mutex<HashMap<String, Arc<FlowHead>>>,
     /// Bumped by every invalidation. A cache miss reads the store and inserts what it read only
     /// if no invalidation happened meanwhile; otherwise a PATCH committed between the read and
     /// the insert would leave the old document cached.
@@ -406,7 +411,7 @@ impl Engine {
     /// Forgets compiled versions of a flow (after a PATCH, a version change or a delete).
     pub fn invalidate_flow(&self, flow_id: &str) {
         self.bump_epoch();
-        self.lock_cache().retain(|(flow, _), _| flow != flow_id);
+        self.lock_cache().remove(flow_id);
         self.lock_heads().remove(flow_id);
     }
 
@@ -423,8 +428,11 @@ impl Engine {
     /// Forgets compiled flows of an application (after its globals or name change).
     pub fn invalidate_application(&self, application_id: &str) {
         self.bump_epoch();
-        self.lock_cache()
-            .retain(|_, flow| flow.identity.application_id != application_id);
+        self.lock_cache().retain(|_, versions| {
+            !versions
+                .iter()
+                .any(|(_, flow)| flow.identity.application_id == application_id)
+        });
         self.lock_heads()
             .retain(|_, head| head.application_id != application_id);
     }
@@ -439,7 +447,7 @@ impl Engine {
         self.inner.debug.forget(flow_id);
     }
 
-    fn lock_heads(&self) -> std::sync::MutexGuard<'_, HashMap<String, FlowHead>> {
+    fn lock_heads(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<FlowHead>>> {
         self.inner.heads.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -449,9 +457,9 @@ impl Engine {
         &self,
         application_id: &str,
         flow_id: &str,
-    ) -> Result<Option<FlowHead>, PressError> {
+    ) -> Result<Option<Arc<FlowHead>>, PressError> {
         if let Some(head) = self.lock_heads().get(flow_id) {
-            return Ok((head.application_id == application_id).then(|| head.clone()));
+            return Ok((head.application_id == application_id).then(|| Arc::clone(head)));
         }
         let epoch = self.epoch();
         let Some(flow) = self
@@ -463,14 +471,14 @@ impl Engine {
         else {
             return Ok(None);
         };
-        let head = FlowHead {
+        let head = Arc::new(FlowHead {
             application_id: application_id.to_owned(),
             enabled: flow.get("enabled").and_then(Value::as_bool).unwrap_or(true),
             default_version: flow
                 .get("defaultVersionId")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-        };
+        });
         let mut heads = self.lock_heads();
         if self.epoch() == epoch {
             if heads.len() >= MAX_CACHED_FLOWS {
@@ -481,9 +489,7 @@ impl Engine {
         Ok(Some(head))
     }
 
-    fn lock_cache(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, VersionRef), Arc<CompiledFlow>>> {
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, CompiledVersions>> {
         self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -495,9 +501,14 @@ impl Engine {
         flow_id: &str,
         version: &VersionRef,
     ) -> Result<Option<Arc<CompiledFlow>>, LoadError> {
-        let key = (flow_id.to_owned(), version.clone());
-        if let Some(found) = self.lock_cache().get(&key) {
-            return Ok(Some(found.clone()));
+        let cached = self.lock_cache().get(flow_id).and_then(|versions| {
+            versions
+                .iter()
+                .find(|(cached, _)| cached == version)
+                .map(|(_, flow)| Arc::clone(flow))
+        });
+        if cached.is_some() {
+            return Ok(cached);
         }
         let epoch = self.epoch();
         let store = &self.inner.store;
@@ -553,12 +564,14 @@ impl Engine {
         // Invalidations bump the epoch before clearing under this lock, so an unchanged epoch
         // here means the documents read above are still current.
         if self.epoch() == epoch {
-            if cache.len() >= MAX_CACHED_FLOWS {
+            if cache.len() >= MAX_CACHED_FLOWS && !cache.contains_key(flow_id) {
                 if let Some(evict) = cache.keys().next().cloned() {
                     cache.remove(&evict);
                 }
             }
-            cache.insert(key, compiled.clone());
+            let versions = cache.entry(flow_id.to_owned()).or_default();
+            versions.retain(|(cached, _)| cached != version);
+            versions.push((version.clone(), compiled.clone()));
         }
         Ok(Some(compiled))
     }
@@ -597,8 +610,8 @@ impl Engine {
                     }
                 }
             }
-            None => match head.default_version {
-                Some(id) => VersionRef::Id(id),
+            None => match &head.default_version {
+                Some(id) => VersionRef::Id(id.clone()),
                 None => VersionRef::Develop,
             },
         };

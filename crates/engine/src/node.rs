@@ -10,6 +10,7 @@
 //! HTTP, storage in Shared mode) returns [`Outcome::Wait`] with a future; the run keeps other
 //! paths moving meanwhile.
 
+use crate::compile::FlowIdentity;
 use crate::error::{CompileError, ErrorName, NodeError};
 use crate::observer::DebugMessage;
 use crate::storage::StorageHandle;
@@ -90,9 +91,9 @@ impl NodeContext<'_> {
     pub fn debug(&mut self, message: String, value: Value, level: &str) {
         self.debug.push(DebugMessage {
             time_ms: chrono::Utc::now().timestamp_millis(),
-            flow_id: self.run.flow_id.clone(),
+            flow_id: self.run.flow.flow_id.clone(),
             run_id: self.run.run_id.clone(),
-            version: self.run.version_name.clone(),
+            version: self.run.flow.version_name.clone(),
             node_id: Some(self.node_id.to_owned()),
             level: level.to_owned(),
             message,
@@ -115,13 +116,8 @@ impl NodeContext<'_> {
 #[derive(Debug, Clone)]
 pub struct RunInfo {
     pub run_id: String,
-    pub application_id: String,
-    pub flow_id: String,
-    pub flow_name: String,
-    /// `develop` or the version's name.
-    pub version_name: String,
-    /// `None` for develop.
-    pub version_id: Option<String>,
+    /// The application, flow and version it runs (the compiled flow's, shared).
+    pub flow: Arc<FlowIdentity>,
     pub device_id: Option<String>,
     pub started_ms: i64,
     /// How many Workflow Trigger nodes led to this run (0 for a run started from outside).

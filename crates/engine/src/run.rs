@@ -167,11 +167,7 @@ pub async fn execute_at_depth(
     // Shared with the walk (and anything it parks) rather than copied for it.
     let run = Arc::new(RunInfo {
         run_id: start.run_id.clone(),
-        application_id: flow.identity.application_id.clone(),
-        flow_id: flow.identity.flow_id.clone(),
-        flow_name: flow.identity.flow_name.clone(),
-        version_name: flow.identity.version_name.clone(),
-        version_id: flow.identity.version_id.clone(),
+        flow: Arc::clone(&flow.identity),
         device_id: start.device_id.clone(),
         started_ms: start.time_ms,
         depth,
@@ -401,9 +397,9 @@ fn walk_scope(
                 for line in resume.logs {
                     debug.push(DebugMessage {
                         time_ms: chrono::Utc::now().timestamp_millis(),
-                        flow_id: cx.run.flow_id.clone(),
+                        flow_id: cx.run.flow.flow_id.clone(),
                         run_id: cx.run.run_id.clone(),
-                        version: cx.run.version_name.clone(),
+                        version: cx.run.flow.version_name.clone(),
                         node_id: Some(flow.nodes[index].id.clone()),
                         level: "info".into(),
                         message: line,

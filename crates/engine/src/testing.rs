@@ -9,6 +9,25 @@ use serde_json::{json, Value};
 use std::future::IntoFuture;
 use std::sync::Arc;
 
+/// A run of the develop version of flow `flow_id` in application `app`.
+pub fn run_info(flow_id: &str) -> RunInfo {
+    RunInfo {
+        run_id: "run".into(),
+        flow: Arc::new(crate::compile::FlowIdentity {
+            application_id: "app".into(),
+            application_name: "a".into(),
+            flow_id: flow_id.to_owned(),
+            flow_name: "f".into(),
+            version_name: "develop".into(),
+            version_id: None,
+            enabled: true,
+        }),
+        device_id: None,
+        started_ms: 0,
+        depth: 0,
+    }
+}
+
 pub fn compile_node(type_name: &str, config: &Value) -> Result<CompiledNodeType, CompileError> {
     let meta = json!({"label": "under test"});
     crate::nodes::compile(&NodeSpec {
@@ -129,17 +148,7 @@ impl Harness {
                 .handle(&self.flow_id)
                 .await
                 .expect("storage");
-            let run = RunInfo {
-                run_id: "run".into(),
-                application_id: "app".into(),
-                flow_id: self.flow_id.clone(),
-                flow_name: "f".into(),
-                version_name: "develop".into(),
-                version_id: None,
-                device_id: None,
-                started_ms: 0,
-                depth: 0,
-            };
+            let run = run_info(&self.flow_id);
             let mut debug = Vec::new();
             let outcome = {
                 let mut cx = NodeContext {

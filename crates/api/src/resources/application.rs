@@ -3,7 +3,7 @@
 use crate::auth::Principal;
 use crate::documents::{check_globals, into_object, merge};
 use crate::error::{ApiError, ApiResult};
-use crate::hal::success;
+use crate::hal::Success;
 use crate::request::{path_id, JsonBody, Params, PathParams};
 use crate::resources::applications::present;
 use crate::state::AppState;
@@ -76,7 +76,7 @@ async fn remove(
     State(state): State<AppState>,
     who: Principal,
     PathParams(application_id): PathParams<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Success> {
     who.require(Action::ApplicationDelete, Some(&application_id))?;
     let id = path_id(&application_id, "Application")?;
     // The store deletes the flows with the application; the engine must forget them too.
@@ -101,5 +101,5 @@ async fn remove(
             flow_ids,
         })
         .await;
-    Ok(Json(success()))
+    Ok(Success)
 }

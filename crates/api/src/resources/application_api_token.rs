@@ -4,7 +4,7 @@
 use crate::auth::Principal;
 use crate::documents::{into_object, merge};
 use crate::error::{ApiError, ApiResult};
-use crate::hal::success;
+use crate::hal::Success;
 use crate::request::{path_id, JsonBody, Params, PathParams};
 use crate::resources::application;
 use crate::resources::application_api_tokens::{present, public};
@@ -79,7 +79,7 @@ async fn remove(
     State(state): State<AppState>,
     who: Principal,
     PathParams((application_id, token_id)): PathParams<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Success> {
     who.require(Action::ApplicationApiTokenDelete, Some(&application_id))?;
     let record = load(&state, &application_id, &token_id).await?;
     state
@@ -87,5 +87,5 @@ async fn remove(
         .delete_token(&application_id, &record.id)
         .await?;
     state.changed(Change::Tokens).await;
-    Ok(Json(success()))
+    Ok(Success)
 }

@@ -8,7 +8,7 @@
 use crate::auth::Principal;
 use crate::documents::{into_object, merge, stamp_updated};
 use crate::error::{ApiError, ApiResult};
-use crate::hal::success;
+use crate::hal::Success;
 use crate::request::{path_id, JsonBody, Params, PathParams};
 use crate::resources::application;
 use crate::resources::flows::present;
@@ -135,7 +135,7 @@ async fn remove(
     State(state): State<AppState>,
     who: Principal,
     PathParams((application_id, flow_id)): FlowPath,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Success> {
     who.require(Action::FlowDelete, Some(&application_id))?;
     load(&state, &application_id, &flow_id).await?;
     if !state.store.delete_flow(&application_id, &flow_id).await? {
@@ -146,7 +146,7 @@ async fn remove(
             flow_id: flow_id.clone(),
         })
         .await;
-    Ok(Json(success()))
+    Ok(Success)
 }
 
 async fn storage_entries(
@@ -179,7 +179,7 @@ async fn set_storage_entry(
     who: Principal,
     PathParams((application_id, flow_id)): FlowPath,
     body: JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Success> {
     who.require(Action::FlowSetStorageEntry, Some(&application_id))?;
     load(&state, &application_id, &flow_id).await?;
     let entry = body.validated(SchemaName::FlowStorageEntry)?;
@@ -198,7 +198,7 @@ async fn set_storage_entry(
     }
     // Answer only once the write is committed (the durability contract).
     state.engine.storage().flush().await?;
-    Ok(Json(success()))
+    Ok(Success)
 }
 
 async fn clear_storage_entries(
@@ -219,7 +219,7 @@ async fn press_virtual_button(
     who: Principal,
     PathParams((application_id, flow_id)): FlowPath,
     body: JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Success> {
     who.require(Action::FlowPressVirtualButton, Some(&application_id))?;
     let mut press = body.validated(SchemaName::VirtualButtonPress)?;
     if press.get("deploymentId").is_some() {
@@ -245,7 +245,7 @@ async fn press_virtual_button(
         .press_virtual_button(&application_id, &flow_id, press)
         .await
     {
-        Ok(_run_id) => Ok(Json(success())),
+        Ok(_run_id) => Ok(Success),
         Err(PressError::NotFound) => {
             // Say which of the application or the flow is missing.
             load(&state, &application_id, &flow_id).await?;

@@ -6,7 +6,7 @@
 use crate::auth::Principal;
 use crate::documents::{into_object, merge, stamp_updated};
 use crate::error::{ApiError, ApiResult};
-use crate::hal::success;
+use crate::hal::Success;
 use crate::request::{JsonBody, Params, PathParams};
 use crate::resources::flow;
 use crate::resources::flow_versions::present;
@@ -94,7 +94,7 @@ async fn remove(
     State(state): State<AppState>,
     who: Principal,
     PathParams((application_id, flow_id, version)): VersionPath,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Success> {
     who.require(Action::FlowVersionDelete, Some(&application_id))?;
     let (flow, doc) = load(&state, &application_id, &flow_id, &version).await?;
     let id = doc.get("id").and_then(Value::as_str).unwrap_or_default();
@@ -110,7 +110,7 @@ async fn remove(
             flow_id: flow_id.clone(),
         })
         .await;
-    Ok(Json(success()))
+    Ok(Success)
 }
 
 /// The version's run history, for one of the three history actions.

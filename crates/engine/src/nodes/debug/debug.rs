@@ -78,7 +78,7 @@ impl Node for Debug {
 #[cfg(test)]
 mod tests {
     use crate::error::{ErrorName, NodeError};
-    use crate::node::{NodeContext, Outcome, RunInfo};
+    use crate::node::{NodeContext, Outcome};
     use crate::observer::DebugMessage;
     use crate::testing::{compile_node, Harness};
     use serde_json::{json, Value};
@@ -98,17 +98,7 @@ mod tests {
     ) -> Result<(usize, Value, Vec<DebugMessage>), NodeError> {
         let node = compile_node("DebugNode", &config).expect("compiles");
         let harness = Harness::new();
-        let run = RunInfo {
-            run_id: "run".into(),
-            application_id: "app".into(),
-            flow_id: harness.flow_id.clone(),
-            flow_name: "f".into(),
-            version_name: "develop".into(),
-            version_id: None,
-            device_id: None,
-            started_ms: 0,
-            depth: 0,
-        };
+        let run = crate::testing::run_info(&harness.flow_id);
         let mut debug = Vec::new();
         let outcome = node.node.execute(
             &mut NodeContext {

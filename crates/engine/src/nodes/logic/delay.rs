@@ -149,17 +149,7 @@ mod tests {
 
     /// Executes a node without waiting, returning what it did.
     fn execute(harness: &Harness, node: &crate::node::CompiledNodeType, payload: Value) -> Outcome {
-        let run = crate::node::RunInfo {
-            run_id: "r".into(),
-            application_id: "a".into(),
-            flow_id: harness.flow_id.clone(),
-            flow_name: "f".into(),
-            version_name: "develop".into(),
-            version_id: None,
-            device_id: None,
-            started_ms: 0,
-            depth: 0,
-        };
+        let run = crate::testing::run_info(&harness.flow_id);
         let mut debug = Vec::new();
         let mut payload = payload;
         node.node

@@ -89,7 +89,7 @@ impl Node for MqttMessage {
         }
         let message = render(&self.message, payload)?.into_bytes();
         let services = cx.services.clone();
-        let application_id = cx.run.application_id.clone();
+        let application_id = cx.run.flow.application_id.clone();
         let integration_id = self.integration_id.clone();
         Ok(Outcome::Wait(Box::pin(async move {
             services

@@ -226,7 +226,7 @@ impl Node for WebhookReplyNode {
         let reply = self.reply(payload)?;
         cx.services
             .replies
-            .send(&cx.run.application_id, &reply_id, reply);
+            .send(&cx.run.flow.application_id, &reply_id, reply);
         Ok(Outcome::Port(0))
     }
 }

@@ -167,14 +167,14 @@ impl Node for WorkflowTrigger {
                 other => Some(other.to_owned()),
             },
             device_id: None,
-            relay_id: Some(cx.run.flow_id.clone()),
+            relay_id: Some(cx.run.flow.flow_id.clone()),
             relay_type: Some("flow".into()),
             depth: cx.run.depth + 1,
         };
         let starter = cx.services.runs.get().cloned().ok_or_else(|| {
             NodeError::new(ErrorName::InternalError, "runs cannot be started here")
         })?;
-        let application_id = cx.run.application_id.clone();
+        let application_id = cx.run.flow.application_id.clone();
         let mut result = json!({
             "flowId": flow_id, "flowVersion": if version.is_empty() { "default" } else { &version },
             "virtualButtonId": self.button, "payload": data.clone().unwrap_or(Value::Null), "success": true,
