@@ -64,17 +64,41 @@ pub(super) struct Arena {
     refused: Rc<Cell<bool>>,
 }
 
+/// Free blocks at least this large have their contents skipped by a restore (below it, one copy
+/// is cheaper than splitting it).
+const SKIP_FREE_FROM: usize = 512;
+
 /// A copy of an arena's used bytes and allocator state, to go back to.
 pub(super) struct Snapshot {
     bytes: Vec<u8>,
+    /// The parts of `bytes` a restore copies back, as offsets: all of it but the contents of
+    /// large free blocks, which nothing reads before it writes them (only their first word, the
+    /// free list's link, matters). The set-up's freed temporaries are a quarter of a snapshot.
+    copied: Vec<(usize, usize)>,
     state: State,
 }
 
 impl Snapshot {
-    /// The bytes a restore copies.
+    /// The bytes the snapshot spans (the arena's high-water mark when it was taken).
     pub(super) fn len(&self) -> usize {
         self.bytes.len()
     }
+
+    /// The bytes a restore copies.
+    #[cfg(test)]
+    pub(super) fn copied_len(&self) -> usize {
+        self.copied.iter().map(|(from, to)| to - from).sum()
+    }
+}
+
+/// The size of the blocks of `class` (the inverse of [`class_of`]).
+fn block_of_class(class: usize) -> usize {
+    if class < SMALL_CLASSES {
+        return (class + 1) * HEADER;
+    }
+    let k = 10 + (class - SMALL_CLASSES) / STEPS_PER_DOUBLING;
+    let steps = 9 + (class - SMALL_CLASSES) % STEPS_PER_DOUBLING;
+    steps << (k - 3)
 }
 
 /// The size of the block that holds `need` bytes (header included), and its class.
@@ -129,9 +153,39 @@ impl Arena {
         // plain memory; `bytes` has room for them.
         unsafe { ptr::copy_nonoverlapping(self.region.as_ptr(), bytes.as_mut_ptr(), bytes.len()) };
         Snapshot {
+            copied: self.copied_ranges(),
             bytes,
             state: self.state.clone(),
         }
+    }
+
+    /// `[0, top)` without the contents (all but the link word) of free blocks of at least
+    /// [`SKIP_FREE_FROM`] bytes.
+    fn copied_ranges(&self) -> Vec<(usize, usize)> {
+        let base = self.region.as_ptr() as usize;
+        let mut skipped = Vec::new();
+        for (class, &head) in self.state.free.iter().enumerate() {
+            let block = block_of_class(class);
+            if block < SKIP_FREE_FROM {
+                continue;
+            }
+            let mut next = head;
+            while next != 0 {
+                let offset = next - base;
+                skipped.push((offset + size_of::<usize>(), offset + block));
+                // SAFETY: a free block's first word holds the next free block of its class.
+                next = unsafe { *(next as *const usize) };
+            }
+        }
+        skipped.sort_unstable();
+        let mut copied = Vec::with_capacity(skipped.len() + 1);
+        let mut from = 0;
+        for (skip_from, skip_to) in skipped {
+            copied.push((from, skip_from));
+            from = skip_to;
+        }
+        copied.push((from, self.state.top));
+        copied
     }
 
     /// Puts the region back as it was at `snapshot` (taken from this arena).
@@ -141,11 +195,13 @@ impl Arena {
     /// once this returns: see the module's rules.
     pub(super) unsafe fn restore(&mut self, snapshot: &Snapshot) {
         debug_assert!(snapshot.bytes.len() <= self.layout.size());
-        ptr::copy_nonoverlapping(
-            snapshot.bytes.as_ptr(),
-            self.region.as_ptr(),
-            snapshot.bytes.len(),
-        );
+        for &(from, to) in &snapshot.copied {
+            ptr::copy_nonoverlapping(
+                snapshot.bytes.as_ptr().add(from),
+                self.region.as_ptr().add(from),
+                to - from,
+            );
+        }
         self.state.top = snapshot.state.top;
         self.state.live = snapshot.state.live;
         self.state.free.copy_from_slice(&snapshot.state.free[..]);
@@ -329,6 +385,65 @@ mod tests {
             assert_eq!(class_of(block), Some((block, class)), "{need}");
         }
         assert!(class_of(usize::MAX).is_none());
+    }
+
+    #[test]
+    fn every_class_knows_its_block_size() {
+        for class in 0..CLASSES {
+            let block = block_of_class(class);
+            assert_eq!(class_of(block), Some((block, class)), "class {class}");
+        }
+    }
+
+    #[test]
+    fn a_restore_skips_large_free_blocks_but_keeps_their_links() {
+        let mut arena = Arena::new(1 << 20, 0).unwrap();
+        let mut a = ArenaAllocator(&mut arena);
+        let first = a.alloc(5000);
+        let second = a.alloc(5000);
+        let kept = a.alloc(100);
+        let small = a.alloc(100);
+        unsafe {
+            kept.write_bytes(7, 100);
+            a.dealloc(first);
+            a.dealloc(second);
+            a.dealloc(small);
+        }
+        let snapshot = arena.snapshot();
+        let block = class_of(5000 + HEADER).unwrap().0;
+        assert_eq!(
+            snapshot.len() - snapshot.copied_len(),
+            2 * (block - size_of::<usize>()),
+            "the two large free blocks' contents are skipped, the small one is copied"
+        );
+        // A run takes both large blocks, scribbles over everything, frees nothing.
+        let mut a = ArenaAllocator(&mut arena);
+        let (x, y) = (a.alloc(5000), a.alloc(5000));
+        assert_eq!(
+            (x, y),
+            (second, first),
+            "freed blocks are reused, newest first"
+        );
+        unsafe {
+            x.sub(HEADER).write_bytes(0xAB, block);
+            y.sub(HEADER).write_bytes(0xAB, block);
+            kept.write_bytes(9, 100);
+            arena.restore(&snapshot);
+        }
+        assert!(unsafe { std::slice::from_raw_parts(kept, 100) }
+            .iter()
+            .all(|&b| b == 7));
+        // The free lists and their links are the snapshot's: the same blocks come back, in
+        // order, and then the region goes on from the old top.
+        let mut a = ArenaAllocator(&mut arena);
+        assert_eq!(a.alloc(5000), second);
+        assert_eq!(a.alloc(5000), first);
+        assert_eq!(a.alloc(100), small);
+        let fresh = a.alloc(5000);
+        assert_eq!(
+            fresh as usize,
+            arena.region.as_ptr() as usize + snapshot.len() + HEADER
+        );
     }
 
     #[test]

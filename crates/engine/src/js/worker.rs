@@ -296,10 +296,16 @@ impl Worker {
         self.scripts.compiled.len()
     }
 
-    /// Bytes each reset copies back.
+    /// Bytes the snapshot spans.
     #[cfg(test)]
     pub(super) fn snapshot_bytes(&self) -> usize {
         self.snapshot.len()
+    }
+
+    /// Bytes each reset copies back.
+    #[cfg(test)]
+    pub(super) fn snapshot_copied_bytes(&self) -> usize {
+        self.snapshot.copied_len()
     }
 
     /// Runs one Function node script against the payload (`payload_json`, JSON text); stops
