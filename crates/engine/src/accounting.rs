@@ -13,6 +13,8 @@ use tokio::sync::Notify;
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// Buffered runs that trigger an early write.
 const EARLY_FLUSH_RUNS: usize = 10_000;
+/// Largest emptied batch kept for reuse (runs); a larger one, after a backlog, is freed.
+const MAX_SPARE_RUNS: usize = 4 * EARLY_FLUSH_RUNS;
 /// Log entries kept per flow (decision 7).
 pub const DEFAULT_LOG_RING: usize = 1000;
 
@@ -74,9 +76,10 @@ impl Accounting {
     /// Writes everything buffered so far.
     pub async fn flush(&self) -> Result<(), flowd_store::StoreError> {
         let _writer = self.writing.lock().await;
-        let (batch, through) = {
+        let (mut batch, through) = {
             let mut buffer = self.lock();
-            (std::mem::take(&mut buffer.runs), buffer.recorded)
+            let spare = std::mem::take(&mut buffer.spare);
+            (std::mem::replace(&mut buffer.runs, spare), buffer.recorded)
         };
         if batch.is_empty() {
             return Ok(());
@@ -92,6 +95,10 @@ impl Accounting {
         // Batches are written in order (one writer at a time), so every run recorded before
         // this batch was taken is now in the store.
         self.committed.send_replace(through);
+        batch.clear();
+        if batch.capacity() <= MAX_SPARE_RUNS {
+            self.lock().spare = batch;
+        }
         Ok(())
     }
 
@@ -116,6 +123,9 @@ impl Accounting {
 #[derive(Default)]
 struct Buffer {
     runs: Vec<RunRecord>,
+    /// The last written batch's vector, emptied, for the next batch: a fresh one grew to
+    /// thousands of runs every second, reallocated and copied a dozen times on the way.
+    spare: Vec<RunRecord>,
     recorded: u64,
 }
 

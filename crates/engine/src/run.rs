@@ -42,8 +42,8 @@ pub struct RunStart {
 }
 
 /// The fields of a trigger's payload that every run of it shares, in payload order, with
-/// `time` and `data` as placeholders. Compiled once per trigger; a run clones it, and a clone
-/// keeps each key's hash, so building a payload hashes only what varies.
+/// `time` and `data` first, as placeholders. Compiled once per trigger; a run clones it (a
+/// clone keeps each key's hash) and fills the two placeholders by position.
 pub fn payload_base(
     identity: &crate::compile::FlowIdentity,
     trigger_type: &str,
@@ -72,12 +72,14 @@ const PAYLOAD_FIELDS: usize = 13;
 pub fn initial_payload(flow: &CompiledFlow, start: &RunStart) -> Value {
     let trigger = &flow.triggers[start.trigger];
     let mut payload = trigger.payload_base.clone();
-    let time = crate::value::date_to_iso(start.time_ms as f64).unwrap_or_default();
-    if let Some(slot) = payload.get_mut("time") {
-        *slot = Value::String(time);
-    }
-    if let Some(slot) = payload.get_mut("data") {
-        *slot = start.data.clone();
+    let mut time = crate::value::date_to_iso(start.time_ms as f64);
+    // `time` and `data` lead the base: found by position, not by hashing their names.
+    for (key, slot) in payload.iter_mut().take(2) {
+        match key.as_str() {
+            "time" => *slot = Value::String(time.take().unwrap_or_default()),
+            "data" => *slot = start.data.clone(),
+            _ => {}
+        }
     }
     // A Workflow Error run names the failing flow (`<flowId>-flowError`), not its own trigger.
     if let ("flowError", Some(failing_flow)) = (trigger.type_name.as_str(), &start.relay_id) {
