@@ -101,7 +101,7 @@ impl DebugHub {
             .retained
             .iter()
             .rev()
-            .filter(|kept| kept.is_of(flow_id))
+            .filter(|message| message.is_of(flow_id))
             .take(DEBUG_RING)
             .filter_map(Retained::message)
             .collect();
@@ -123,8 +123,9 @@ impl DebugHub {
         let mut state = self.state();
         state.live.remove(flow_id);
         let before = std::mem::take(&mut state.retained);
-        let (gone, kept): (VecDeque<_>, VecDeque<_>) =
-            before.into_iter().partition(|kept| kept.is_of(flow_id));
+        let (gone, kept): (VecDeque<_>, VecDeque<_>) = before
+            .into_iter()
+            .partition(|message| message.is_of(flow_id));
         state.retained_bytes -= gone.iter().map(Retained::size).sum::<usize>();
         state.retained = kept;
     }
