@@ -18,6 +18,7 @@
 //! run queue → 429. Bodies are Losant's `{type, message}`.
 
 use crate::error::{ApiError, ApiResult};
+use crate::hal::Success;
 use crate::request::read_body;
 use crate::state::{AppState, WEBHOOK_MAX_BODY_BYTES};
 use axum::body::Body;
@@ -25,7 +26,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::{Json, Router};
+use axum::Router;
 use base64::Engine as _;
 use flowd_engine::replies::WebhookReply;
 use flowd_engine::triggers::webhook::WebhookSettings;
@@ -106,7 +107,7 @@ async fn handle(
             .fire_webhook(&webhook, Value::Object(data), flow_version.as_deref())
             .await?;
         let status = StatusCode::from_u16(webhook.response_code).unwrap_or(StatusCode::OK);
-        return Ok((status, Json(json!({"success": true}))).into_response());
+        return Ok((status, Success).into_response());
     }
 
     let reply_id = format!("{}.{}", webhook.webhook_id, flowd_model::id::new_id());

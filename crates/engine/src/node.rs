@@ -89,16 +89,8 @@ pub struct NodeContext<'a> {
 impl NodeContext<'_> {
     /// Sends a message to the flow's debug output.
     pub fn debug(&mut self, message: String, value: Value, level: &str) {
-        self.debug.push(DebugMessage {
-            time_ms: chrono::Utc::now().timestamp_millis(),
-            flow_id: self.run.flow.flow_id.clone(),
-            run_id: self.run.run_id.clone(),
-            version: self.run.flow.version_name.clone(),
-            node_id: Some(self.node_id.to_owned()),
-            level: level.to_owned(),
-            message,
-            value,
-        });
+        let message = self.run.debug_message(self.node_id, level, message, value);
+        self.debug.push(message);
     }
 
     /// The flow's storage; every flow has one, loaded before any node that declared it runs.
@@ -122,6 +114,28 @@ pub struct RunInfo {
     pub started_ms: i64,
     /// How many Workflow Trigger nodes led to this run (0 for a run started from outside).
     pub depth: u32,
+}
+
+impl RunInfo {
+    /// A debug message of node `node_id` in this run, stamped now.
+    pub fn debug_message(
+        &self,
+        node_id: &str,
+        level: &str,
+        message: String,
+        value: Value,
+    ) -> DebugMessage {
+        DebugMessage {
+            time_ms: chrono::Utc::now().timestamp_millis(),
+            flow_id: self.flow.flow_id.clone(),
+            run_id: self.run_id.clone(),
+            version: self.flow.version_name.clone(),
+            node_id: Some(node_id.to_owned()),
+            level: level.to_owned(),
+            message,
+            value,
+        }
+    }
 }
 
 /// A node ready to run.

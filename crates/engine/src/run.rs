@@ -397,16 +397,12 @@ fn walk_scope(
             };
             let resumed = result.and_then(|resume| {
                 for line in resume.logs {
-                    debug.push(DebugMessage {
-                        time_ms: chrono::Utc::now().timestamp_millis(),
-                        flow_id: cx.run.flow.flow_id.clone(),
-                        run_id: cx.run.run_id.clone(),
-                        version: cx.run.flow.version_name.clone(),
-                        node_id: Some(flow.nodes[index].id.clone()),
-                        level: "info".into(),
-                        message: line,
-                        value: Value::Null,
-                    });
+                    debug.push(cx.run.debug_message(
+                        &flow.nodes[index].id,
+                        "info",
+                        line,
+                        Value::Null,
+                    ));
                 }
                 if let Some(update) = resume.update {
                     update(&mut payload).map_err(Stop::Node)?;

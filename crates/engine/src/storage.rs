@@ -716,8 +716,23 @@ mod tests {
         max_bytes: 100_000,
     };
 
-    async fn service(dir: &std::path::Path) -> (Arc<dyn Store>, StorageService) {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).await.unwrap());
+    /// A Cached storage service on a fresh SQLite store holding flows `a` and `b`.
+    struct Fixture {
+        store: Arc<dyn Store>,
+        service: StorageService,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        /// What the store holds of a flow's storage.
+        async fn entries(&self, flow: &str) -> Value {
+            Value::Object(self.store.storage_entries(flow).await.unwrap())
+        }
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
         // The store keeps storage only for flows it has.
         let now = flowd_model::time::now_iso();
         store
@@ -734,13 +749,17 @@ mod tests {
                 .unwrap();
         }
         let service = StorageService::start(store.clone(), CAPS, StorageMode::Cached);
-        (store, service)
+        Fixture {
+            store,
+            service,
+            _dir: dir,
+        }
     }
 
     #[tokio::test]
     async fn a_group_commits_the_last_state_of_each_key_of_each_flow() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, service) = service(dir.path()).await;
+        let f = fixture().await;
+        let (store, service) = (&f.store, &f.service);
         let a = service.flow("a").await.unwrap();
         let b = service.flow("b").await.unwrap();
         a.set("x", json!(1)).unwrap();
@@ -753,12 +772,8 @@ mod tests {
         a.update_node_state("latch", "s", |_| (json!("on"), ()));
         service.flush().await.unwrap();
 
-        let entries = |flow: &'static str| {
-            let store = store.clone();
-            async move { Value::Object(store.storage_entries(flow).await.unwrap()) }
-        };
-        assert_eq!(entries("a").await, json!({"x": 2}));
-        assert_eq!(entries("b").await, json!({"x": "b", "n": 3}));
+        assert_eq!(f.entries("a").await, json!({"x": 2}));
+        assert_eq!(f.entries("b").await, json!({"x": "b", "n": 3}));
         let states = store.node_states("a").await.unwrap();
         assert_eq!(states.len(), 1);
         assert_eq!(states.values().next(), Some(&json!("on")));
@@ -767,8 +782,8 @@ mod tests {
 
     #[tokio::test]
     async fn clearing_drops_the_pending_keys_but_not_the_node_state() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, service) = service(dir.path()).await;
+        let f = fixture().await;
+        let (store, service) = (&f.store, &f.service);
         let a = service.flow("a").await.unwrap();
         a.set("old", json!(1)).unwrap();
         service.flush().await.unwrap();
@@ -777,17 +792,14 @@ mod tests {
         a.clear();
         a.set("after", json!(3)).unwrap();
         service.flush().await.unwrap();
-        assert_eq!(
-            Value::Object(store.storage_entries("a").await.unwrap()),
-            json!({"after": 3})
-        );
+        assert_eq!(f.entries("a").await, json!({"after": 3}));
         assert_eq!(store.node_states("a").await.unwrap().len(), 1);
     }
 
     #[tokio::test]
     async fn a_forgotten_flow_commits_neither_its_pending_nor_its_late_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, service) = service(dir.path()).await;
+        let f = fixture().await;
+        let (store, service) = (&f.store, &f.service);
         let a = service.flow("a").await.unwrap();
         let b = service.flow("b").await.unwrap();
         a.set("early", json!(1)).unwrap();
@@ -799,17 +811,11 @@ mod tests {
         service.flush().await.unwrap();
         assert!(store.storage_entries("a").await.unwrap().is_empty());
         assert!(store.node_states("a").await.unwrap().is_empty());
-        assert_eq!(
-            Value::Object(store.storage_entries("b").await.unwrap()),
-            json!({"kept": 1})
-        );
+        assert_eq!(f.entries("b").await, json!({"kept": 1}));
         // Loaded again (an import with the same id), the flow's writes count again.
         let again = service.flow("a").await.unwrap();
         again.set("new", json!(3)).unwrap();
         service.flush().await.unwrap();
-        assert_eq!(
-            Value::Object(store.storage_entries("a").await.unwrap()),
-            json!({"new": 3})
-        );
+        assert_eq!(f.entries("a").await, json!({"new": 3}));
     }
 }

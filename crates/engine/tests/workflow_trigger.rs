@@ -127,6 +127,27 @@ async fn immediate_scheduled_and_cancelled() {
     let result = w.counter(&caller, "result").await;
     assert_eq!(result["success"], true);
     assert_eq!(result["virtualButtonId"], "go-ui");
+    assert_eq!(
+        result["payload"],
+        json!({"by": 5}),
+        "the payload sent, in the result"
+    );
+    let keys: Vec<&str> = result
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "flowId",
+            "flowVersion",
+            "virtualButtonId",
+            "payload",
+            "success"
+        ]
+    );
 
     // Scheduled in 0.3 s, then replaced, then cancelled: it never runs.
     w.press(&caller, "later", json!({"secs": 0.3})).await;

@@ -177,8 +177,10 @@ impl Node for WorkflowTrigger {
         let application_id = cx.run.flow.application_id.clone();
         let mut result = json!({
             "flowId": flow_id, "flowVersion": if version.is_empty() { "default" } else { &version },
-            "virtualButtonId": self.button, "payload": data.clone().unwrap_or(Value::Null), "success": true,
+            "virtualButtonId": self.button, "payload": null, "success": true,
         });
+        // Set in place, not through `json!` (which would serialize it into a second copy).
+        result["payload"] = data.clone().unwrap_or(Value::Null);
         match &self.behavior {
             Behavior::Trigger { when: When::Now } => {
                 let result_path = self.result.clone();
