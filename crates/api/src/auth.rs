@@ -19,15 +19,7 @@ use subtle::ConstantTimeEq;
 
 /// Hex SHA-256 of a token string: what the store keeps.
 pub fn hash_token(token: &str) -> String {
-    // Lower-case hex into a string sized up front (`hex::encode` collects an iterator of
-    // chars); this runs on every authenticated request.
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(64);
-    for byte in Sha256::digest(token.as_bytes()) {
-        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    hex
+    flowd_model::id::hex_lower(&Sha256::digest(token.as_bytes()))
 }
 
 /// A new token string: 48 random bytes, URL-safe base64 (64 characters).
@@ -45,30 +37,69 @@ pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(
 /// Tokens kept in the cache; past it, the cache starts over.
 const TOKEN_CACHE_ENTRIES: usize = 10_000;
 
+/// A token as the cache keeps it: its record, and what every request checks, read from its
+/// document once (looking the fields up again on each request showed in a press's profile).
+struct Credential {
+    record: TokenRecord,
+    inactive: bool,
+    /// `None` when the token does not expire; an unreadable date counts as already past.
+    expires: Option<chrono::DateTime<chrono::Utc>>,
+    scopes: Arc<[String]>,
+}
+
+impl Credential {
+    fn new(record: TokenRecord) -> Credential {
+        let doc = &record.doc;
+        let inactive = doc.get("status").and_then(Value::as_str) == Some("inactive");
+        let expires = doc
+            .get("expirationDate")
+            .and_then(Value::as_str)
+            .map(|text| {
+                flowd_model::time::parse_iso(text)
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+            });
+        let scopes = doc
+            .get("scope")
+            .and_then(Value::as_array)
+            .map(|s| {
+                s.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Credential {
+            record,
+            inactive,
+            expires,
+            scopes,
+        }
+    }
+}
+
 /// Recently used tokens by hash, so that a request does not read the store to authenticate.
 #[derive(Default)]
 pub struct TokenCache {
-    /// Shared records: every request reads one, and copying its document was ~2 % of a press.
+    /// Shared credentials: every request reads one, and copying its document was ~2 % of a press.
     entries:
-        std::sync::Mutex<std::collections::HashMap<String, (Arc<TokenRecord>, std::time::Instant)>>,
+        std::sync::Mutex<std::collections::HashMap<String, (Arc<Credential>, std::time::Instant)>>,
     /// Bumped by `clear`; a lookup that started before a clear does not insert what it read.
     epoch: std::sync::atomic::AtomicU64,
 }
 
 impl TokenCache {
-    fn get(&self, hash: &str) -> Option<Arc<TokenRecord>> {
+    fn get(&self, hash: &str) -> Option<Arc<Credential>> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .get(hash)
             .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
-            .map(|(record, _)| Arc::clone(record))
+            .map(|(credential, _)| Arc::clone(credential))
     }
 
     fn epoch(&self) -> u64 {
         self.epoch.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    fn put(&self, hash: String, record: Arc<TokenRecord>, epoch: u64) {
+    fn put(&self, hash: String, credential: Arc<Credential>, epoch: u64) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if self.epoch() != epoch {
             return;
@@ -76,7 +107,7 @@ impl TokenCache {
         if entries.len() >= TOKEN_CACHE_ENTRIES {
             entries.clear();
         }
-        entries.insert(hash, (record, std::time::Instant::now()));
+        entries.insert(hash, (credential, std::time::Instant::now()));
     }
 
     /// Forgets every token (after a token or application changed).
@@ -95,7 +126,8 @@ pub struct Principal {
     pub token_id: String,
     /// The only application an application token reaches; `None` for user-level tokens.
     pub application_id: Option<String>,
-    pub scopes: Vec<String>,
+    /// Shared with the cached credential.
+    pub scopes: Arc<[String]>,
 }
 
 impl Principal {
@@ -149,44 +181,36 @@ impl FromRequestParts<AppState> for Principal {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         let token = bearer(parts)?;
         let hash = hash_token(token);
-        let record = match state.tokens.get(&hash) {
-            Some(record) => Some(record),
+        let credential = match state.tokens.get(&hash) {
+            Some(credential) => Some(credential),
             None => {
                 let epoch = state.tokens.epoch();
-                let found = state.store.token_by_hash(&hash).await?.map(Arc::new);
-                if let Some(record) = &found {
-                    state.tokens.put(hash.clone(), Arc::clone(record), epoch);
+                let found = state
+                    .store
+                    .token_by_hash(&hash)
+                    .await?
+                    .map(|record| Arc::new(Credential::new(record)));
+                if let Some(credential) = &found {
+                    state
+                        .tokens
+                        .put(hash.clone(), Arc::clone(credential), epoch);
                 }
                 found
             }
         };
-        let record = record
-            .filter(|r| bool::from(r.token_hash.as_bytes().ct_eq(hash.as_bytes())))
+        let credential = credential
+            .filter(|c| bool::from(c.record.token_hash.as_bytes().ct_eq(hash.as_bytes())))
             .ok_or_else(|| ApiError::Unauthorized("Invalid access token".into()))?;
-        let doc = &record.doc;
-        if doc.get("status").and_then(Value::as_str) == Some("inactive") {
+        if credential.inactive {
             return Err(ApiError::Unauthorized("This token is inactive".into()));
         }
-        if let Some(expiry) = doc.get("expirationDate").and_then(Value::as_str) {
-            let expired =
-                flowd_model::time::parse_iso(expiry).is_none_or(|t| t <= chrono::Utc::now());
-            if expired {
-                return Err(ApiError::Unauthorized("This token has expired".into()));
-            }
+        if credential.expires.is_some_and(|t| t <= chrono::Utc::now()) {
+            return Err(ApiError::Unauthorized("This token has expired".into()));
         }
-        let scopes = doc
-            .get("scope")
-            .and_then(Value::as_array)
-            .map(|s| {
-                s.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
         Ok(Principal {
-            token_id: record.id.clone(),
-            application_id: record.application_id.clone(),
-            scopes,
+            token_id: credential.record.id.clone(),
+            application_id: credential.record.application_id.clone(),
+            scopes: Arc::clone(&credential.scopes),
         })
     }
 }
@@ -215,7 +239,7 @@ mod tests {
         let p = Principal {
             token_id: "t".into(),
             application_id: Some("aaaaaaaaaaaaaaaaaaaaaaaa".into()),
-            scopes: vec!["all.Application".into()],
+            scopes: Arc::from(["all.Application".to_owned()]),
         };
         assert!(p
             .require(Action::FlowGet, Some("aaaaaaaaaaaaaaaaaaaaaaaa"))
