@@ -8,10 +8,13 @@
 //! with the number of flows that ever printed (10,000 flows × 100 payloads), for output nobody
 //! may ever look at.
 //!
-//! Kept messages are written out as JSON, one allocation each. Kept as value trees, a busy
-//! server's last 2,000 payloads (a few MB) were cold memory by the time they were evicted: freeing
-//! them, and the next runs reusing their blocks, cost a fifth of a press (BENCHMARKS.md). Live
-//! subscribers get the run's own message; only a stream that opens reads the JSON back.
+//! Kept in two tiers. The newest [`FRESH`] messages stay as the runs made them (shared with live
+//! subscribers); when one is pushed out of them it is written out as JSON, one allocation each,
+//! unless its flow already has [`DEBUG_RING`] newer messages among the fresh ones: then no stream
+//! could ever show it, and it is dropped unwritten. A busy flow's output is thus never written
+//! out, and a quiet flow's is. Kept as value trees for long, a busy server's last 2,000 payloads
+//! were cold memory by the time they were evicted: freeing them, and the next runs reusing their
+//! blocks, cost a fifth of a press; writing every message out instead cost 5 % (BENCHMARKS.md).
 
 use crate::observer::{DebugMessage, RunObserver};
 use std::collections::{HashMap, VecDeque};
@@ -25,6 +28,10 @@ pub const DEBUG_RETAINED: usize = 2_000;
 /// Bytes of messages kept (as JSON), all flows together (the newest message is kept whatever its
 /// size).
 pub const DEBUG_RETAINED_BYTES: usize = 16 * 1024 * 1024;
+/// Newest messages kept as they are, before they are written out or dropped: as many as one
+/// flow's stream starts with, so that a message with this many newer ones of its flow here is
+/// one no stream can show.
+const FRESH: usize = DEBUG_RING;
 /// Messages a slow live subscriber may fall behind before it skips ahead.
 const SUBSCRIBER_BACKLOG: usize = 256;
 
@@ -58,9 +65,21 @@ impl Retained {
     }
 }
 
+/// A fresh message with its estimated JSON size.
+struct Fresh {
+    message: Arc<DebugMessage>,
+    size: usize,
+}
+
 #[derive(Default)]
 struct HubState {
-    /// The newest messages of every flow, oldest first.
+    /// The newest messages, oldest first, as the runs made them.
+    fresh: VecDeque<Fresh>,
+    /// The estimated JSON size of `fresh`.
+    fresh_bytes: usize,
+    /// How many of `fresh` each flow has.
+    fresh_per_flow: HashMap<String, usize>,
+    /// Older messages of every flow, written out, oldest first.
     retained: VecDeque<Retained>,
     retained_bytes: usize,
     /// Channels of flows someone watches; made on subscribe, dropped when the last watcher has
@@ -98,13 +117,23 @@ impl DebugHub {
     pub fn recent(&self, flow_id: &str) -> Vec<DebugMessage> {
         let state = self.state();
         let mut found: Vec<DebugMessage> = state
-            .retained
+            .fresh
             .iter()
             .rev()
-            .filter(|message| message.is_of(flow_id))
+            .filter(|fresh| fresh.message.flow_id == flow_id)
             .take(DEBUG_RING)
-            .filter_map(Retained::message)
+            .map(|fresh| DebugMessage::clone(&fresh.message))
             .collect();
+        let older = DEBUG_RING - found.len();
+        found.extend(
+            state
+                .retained
+                .iter()
+                .rev()
+                .filter(|message| message.is_of(flow_id))
+                .take(older)
+                .filter_map(Retained::message),
+        );
         found.reverse();
         found
     }
@@ -121,7 +150,18 @@ impl DebugHub {
     /// Drops a deleted flow's messages.
     pub fn forget(&self, flow_id: &str) {
         let mut state = self.state();
+        let state = &mut *state;
         state.live.remove(flow_id);
+        state.fresh_per_flow.remove(flow_id);
+        let mut gone_bytes = 0;
+        state.fresh.retain(|fresh| {
+            let keep = fresh.message.flow_id != flow_id;
+            if !keep {
+                gone_bytes += fresh.size;
+            }
+            keep
+        });
+        state.fresh_bytes -= gone_bytes;
         let before = std::mem::take(&mut state.retained);
         let (gone, kept): (VecDeque<_>, VecDeque<_>) = before
             .into_iter()
@@ -141,16 +181,51 @@ impl RunObserver for DebugHub {
 }
 
 impl DebugHub {
-    /// Keeps the message written out, and hands the message itself to live subscribers.
+    /// Keeps the message, and hands it to live subscribers.
     fn keep(&self, message: &Arc<DebugMessage>) {
-        let retained = Retained::new(message);
+        let size = estimated_size(message);
         let mut state = self.state();
-        if let Some(retained) = retained {
-            state.retained_bytes += retained.size();
-            state.retained.push_back(retained);
+        let state = &mut *state;
+        match state.fresh_per_flow.get_mut(&message.flow_id) {
+            Some(count) => *count += 1,
+            None => {
+                state.fresh_per_flow.insert(message.flow_id.clone(), 1);
+            }
         }
-        while state.retained.len() > DEBUG_RETAINED
-            || (state.retained_bytes > DEBUG_RETAINED_BYTES && state.retained.len() > 1)
+        state.fresh_bytes += size;
+        state.fresh.push_back(Fresh {
+            message: Arc::clone(message),
+            size,
+        });
+        // Out of the fresh tier: into the written-out one, or dropped if no stream could show it.
+        while state.fresh.len() > FRESH
+            || (state.fresh_bytes > DEBUG_RETAINED_BYTES / 4 && state.fresh.len() > 1)
+        {
+            let Some(oldest) = state.fresh.pop_front() else {
+                break;
+            };
+            state.fresh_bytes -= oldest.size;
+            let newer = match state.fresh_per_flow.get_mut(&oldest.message.flow_id) {
+                Some(count) => {
+                    *count -= 1;
+                    *count
+                }
+                None => 0,
+            };
+            if newer == 0 {
+                state.fresh_per_flow.remove(&oldest.message.flow_id);
+            }
+            if newer < DEBUG_RING {
+                if let Some(retained) = Retained::new(&oldest.message) {
+                    state.retained_bytes += retained.size();
+                    state.retained.push_back(retained);
+                }
+            }
+        }
+        // Both tiers together stay within the bounds; the written-out messages go first.
+        while !state.retained.is_empty()
+            && (state.retained.len() + state.fresh.len() > DEBUG_RETAINED
+                || state.retained_bytes + state.fresh_bytes > DEBUG_RETAINED_BYTES)
         {
             if let Some(evicted) = state.retained.pop_front() {
                 state.retained_bytes -= evicted.size();
@@ -161,6 +236,43 @@ impl DebugHub {
             if live.send(Arc::clone(message)).is_err() {
                 state.live.remove(&message.flow_id);
             }
+        }
+    }
+}
+
+/// About how long a message is as JSON, without writing it out (escapes not counted): what the
+/// fresh tier counts toward the byte bound.
+fn estimated_size(message: &DebugMessage) -> usize {
+    /// The field names, punctuation and time of a message.
+    const FRAME: usize = 120;
+    FRAME
+        + message.flow_id.len()
+        + message.run_id.len()
+        + message.version.len()
+        + message.node_id.as_ref().map_or(0, String::len)
+        + message.level.len()
+        + message.message.len()
+        + estimated_value_size(&message.value)
+}
+
+fn estimated_value_size(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        // Most numbers are short; a long one is at most 24 characters.
+        Value::Number(_) => 8,
+        Value::String(text) => text.len() + 2,
+        Value::Array(items) => {
+            2 + items
+                .iter()
+                .map(|v| estimated_value_size(v) + 1)
+                .sum::<usize>()
+        }
+        Value::Object(fields) => {
+            2 + fields
+                .iter()
+                .map(|(key, v)| key.len() + 4 + estimated_value_size(v))
+                .sum::<usize>()
         }
     }
 }
@@ -205,7 +317,8 @@ mod tests {
             hub.debug(&Arc::new(message(&format!("flow{n}"), n, json!({"n": n}))));
         }
         let state = hub.state();
-        assert_eq!(state.retained.len(), DEBUG_RETAINED);
+        assert_eq!(state.fresh.len(), FRESH);
+        assert_eq!(state.retained.len() + state.fresh.len(), DEBUG_RETAINED);
         drop(state);
         assert!(
             hub.recent("flow0").is_empty(),
@@ -219,10 +332,43 @@ mod tests {
             hub.debug(&Arc::new(message("big", n, json!(big))));
         }
         let state = hub.state();
-        assert!(state.retained_bytes <= DEBUG_RETAINED_BYTES);
-        assert!(state.retained.len() < 20, "{} kept", state.retained.len());
+        assert!(state.retained_bytes + state.fresh_bytes <= DEBUG_RETAINED_BYTES);
+        assert!(state.fresh_bytes <= DEBUG_RETAINED_BYTES / 4);
+        let kept = state.retained.len() + state.fresh.len();
+        assert!((8..20).contains(&kept), "{kept} kept");
         let counted: usize = state.retained.iter().map(Retained::size).sum();
         assert_eq!(counted, state.retained_bytes);
+        let estimated: usize = state.fresh.iter().map(|f| f.size).sum();
+        assert_eq!(estimated, state.fresh_bytes);
+        // The estimate is close to the JSON: within the escapes and the length of numbers.
+        let written = Retained::new(&state.fresh[0].message).map_or(0, |r| r.size());
+        assert!(
+            written.abs_diff(state.fresh[0].size) < 200,
+            "{written} vs {}",
+            state.fresh[0].size
+        );
+    }
+
+    #[test]
+    fn a_busy_flows_output_beyond_its_ring_is_never_written_out() {
+        let hub = DebugHub::default();
+        hub.debug(&Arc::new(message("quiet", 0, json!(0))));
+        for n in 1..=500 {
+            hub.debug(&Arc::new(message("busy", n, json!(n))));
+        }
+        let state = hub.state();
+        // Only the quiet flow's message was written out: every busy one pushed out of the fresh
+        // tier had a full ring of newer ones.
+        assert_eq!(state.retained.len(), 1);
+        assert!(state.retained[0].is_of("quiet"));
+        assert_eq!(state.fresh_per_flow.get("busy"), Some(&FRESH));
+        assert!(!state.fresh_per_flow.contains_key("quiet"));
+        drop(state);
+        let busy = hub.recent("busy");
+        assert_eq!(busy.len(), DEBUG_RING);
+        assert_eq!(busy[0].message, "m401");
+        assert_eq!(busy[DEBUG_RING - 1].message, "m500");
+        assert_eq!(hub.recent("quiet"), vec![message("quiet", 0, json!(0))]);
     }
 
     #[test]
@@ -237,11 +383,20 @@ mod tests {
         sent.node_id = Some("node".into());
         sent.level = "warn".into();
         hub.debug(&Arc::new(sent.clone()));
+        assert_eq!(hub.recent("a"), vec![sent.clone()]);
+        // Pushed out of the fresh tier by another flow's output: written out and read back.
+        for n in 0..FRESH {
+            hub.debug(&Arc::new(message("ab", n, json!(n))));
+        }
+        assert_eq!(hub.state().retained.len(), 1);
         assert_eq!(hub.recent("a"), vec![sent]);
         // A flow id that is a prefix of another's is not that flow.
         assert!(hub.recent("").is_empty());
-        hub.debug(&Arc::new(message("ab", 8, json!(1))));
+        for n in 0..FRESH {
+            hub.debug(&Arc::new(message("b", n, json!(n))));
+        }
         assert_eq!(hub.recent("a").len(), 1);
+        assert_eq!(hub.recent("ab").len(), FRESH);
     }
 
     #[test]
@@ -261,7 +416,20 @@ mod tests {
         assert!(hub.recent("a").is_empty());
         assert_eq!(hub.recent("b").len(), 1);
         let state = hub.state();
-        assert_eq!(state.retained_bytes, state.retained[0].size());
+        assert_eq!(state.fresh.len(), 1);
+        assert_eq!(state.fresh_bytes, state.fresh[0].size);
+        assert!(!state.fresh_per_flow.contains_key("a"));
         assert!(!state.live.contains_key("a"));
+        drop(state);
+        // Forgetting reaches the written-out tier too.
+        for n in 0..2 * FRESH {
+            hub.debug(&Arc::new(message(&format!("other{n}"), n, json!(n))));
+        }
+        assert!(hub.state().retained.iter().any(|r| r.is_of("b")));
+        hub.forget("b");
+        let state = hub.state();
+        assert!(!state.retained.iter().any(|r| r.is_of("b")));
+        let counted: usize = state.retained.iter().map(Retained::size).sum();
+        assert_eq!(counted, state.retained_bytes);
     }
 }
