@@ -8,13 +8,15 @@
 //! with the number of flows that ever printed (10,000 flows × 100 payloads), for output nobody
 //! may ever look at.
 //!
-//! Kept in two tiers. The newest [`FRESH`] messages stay as the runs made them (shared with live
-//! subscribers); when one is pushed out of them it is written out as JSON, one allocation each,
-//! unless its flow already has [`DEBUG_RING`] newer messages among the fresh ones: then no stream
-//! could ever show it, and it is dropped unwritten. A busy flow's output is thus never written
-//! out, and a quiet flow's is. Kept as value trees for long, a busy server's last 2,000 payloads
-//! were cold memory by the time they were evicted: freeing them, and the next runs reusing their
-//! blocks, cost a fifth of a press; writing every message out instead cost 5 % (BENCHMARKS.md).
+//! Messages are kept written out as JSON, one allocation each: kept as value trees, a busy
+//! server's last 2,000 payloads were cold memory by the time they were evicted, and freeing them
+//! (and the next runs reusing their blocks) cost a fifth of a press. But writing every message
+//! out cost 5 % of a press, mostly for a busy flow's output that no stream could ever show (only
+//! a flow's newest [`DEBUG_RING`] are). So the newest [`FRESH`] messages of all flows are
+//! tracked: a message of a flow that has none among them is written out at once; one of a flow
+//! that has is held as the run made it, and when pushed out of the fresh ones it is written out
+//! only if its flow has fewer than [`DEBUG_RING`] newer ones — otherwise dropped unwritten. A
+//! busy flow's output is thus seldom written out, and a quiet flow's is written while warm.
 
 use crate::observer::{DebugMessage, RunObserver};
 use std::collections::{HashMap, VecDeque};
@@ -65,18 +67,48 @@ impl Retained {
     }
 }
 
-/// A fresh message with its estimated JSON size.
-struct Fresh {
-    message: Arc<DebugMessage>,
-    size: usize,
+/// One of the newest messages: held as the run made it (with its estimated JSON size), or
+/// already written out (its flow's id kept for the count).
+enum Fresh {
+    Held {
+        message: Arc<DebugMessage>,
+        size: usize,
+    },
+    Written {
+        flow_id: String,
+    },
+}
+
+impl Fresh {
+    fn flow_id(&self) -> &str {
+        match self {
+            Fresh::Held { message, .. } => &message.flow_id,
+            Fresh::Written { flow_id } => flow_id,
+        }
+    }
+
+    fn held(&self) -> Option<&Arc<DebugMessage>> {
+        match self {
+            Fresh::Held { message, .. } => Some(message),
+            Fresh::Written { .. } => None,
+        }
+    }
+
+    fn held_size(&self) -> usize {
+        match self {
+            Fresh::Held { size, .. } => *size,
+            Fresh::Written { .. } => 0,
+        }
+    }
 }
 
 #[derive(Default)]
 struct HubState {
-    /// The newest messages, oldest first, as the runs made them.
+    /// The newest messages, oldest first.
     fresh: VecDeque<Fresh>,
-    /// The estimated JSON size of `fresh`.
-    fresh_bytes: usize,
+    /// How many of `fresh` are held, and their estimated JSON size.
+    held: usize,
+    held_bytes: usize,
     /// How many of `fresh` each flow has.
     fresh_per_flow: HashMap<String, usize>,
     /// Older messages of every flow, written out, oldest first.
@@ -120,9 +152,10 @@ impl DebugHub {
             .fresh
             .iter()
             .rev()
-            .filter(|fresh| fresh.message.flow_id == flow_id)
+            .filter_map(Fresh::held)
+            .filter(|message| message.flow_id == flow_id)
             .take(DEBUG_RING)
-            .map(|fresh| DebugMessage::clone(&fresh.message))
+            .map(|message| DebugMessage::clone(message))
             .collect();
         let older = DEBUG_RING - found.len();
         found.extend(
@@ -153,15 +186,17 @@ impl DebugHub {
         let state = &mut *state;
         state.live.remove(flow_id);
         state.fresh_per_flow.remove(flow_id);
-        let mut gone_bytes = 0;
+        let (mut gone, mut gone_bytes) = (0, 0);
         state.fresh.retain(|fresh| {
-            let keep = fresh.message.flow_id != flow_id;
-            if !keep {
-                gone_bytes += fresh.size;
+            let keep = fresh.flow_id() != flow_id;
+            if !keep && fresh.held().is_some() {
+                gone += 1;
+                gone_bytes += fresh.held_size();
             }
             keep
         });
-        state.fresh_bytes -= gone_bytes;
+        state.held -= gone;
+        state.held_bytes -= gone_bytes;
         let before = std::mem::take(&mut state.retained);
         let (gone, kept): (VecDeque<_>, VecDeque<_>) = before
             .into_iter()
@@ -183,29 +218,40 @@ impl RunObserver for DebugHub {
 impl DebugHub {
     /// Keeps the message, and hands it to live subscribers.
     fn keep(&self, message: &Arc<DebugMessage>) {
-        let size = estimated_size(message);
         let mut state = self.state();
         let state = &mut *state;
-        match state.fresh_per_flow.get_mut(&message.flow_id) {
-            Some(count) => *count += 1,
+        let quiet = match state.fresh_per_flow.get_mut(&message.flow_id) {
+            Some(count) => {
+                *count += 1;
+                false
+            }
             None => {
                 state.fresh_per_flow.insert(message.flow_id.clone(), 1);
+                true
             }
+        };
+        if quiet {
+            state.write_out(message);
+            state.fresh.push_back(Fresh::Written {
+                flow_id: message.flow_id.clone(),
+            });
+        } else {
+            let size = estimated_size(message);
+            state.held += 1;
+            state.held_bytes += size;
+            state.fresh.push_back(Fresh::Held {
+                message: Arc::clone(message),
+                size,
+            });
         }
-        state.fresh_bytes += size;
-        state.fresh.push_back(Fresh {
-            message: Arc::clone(message),
-            size,
-        });
-        // Out of the fresh tier: into the written-out one, or dropped if no stream could show it.
+        // Out of the fresh ones: written out, or dropped if no stream could show it.
         while state.fresh.len() > FRESH
-            || (state.fresh_bytes > DEBUG_RETAINED_BYTES / 4 && state.fresh.len() > 1)
+            || (state.held_bytes > DEBUG_RETAINED_BYTES / 4 && state.held > 1)
         {
             let Some(oldest) = state.fresh.pop_front() else {
                 break;
             };
-            state.fresh_bytes -= oldest.size;
-            let newer = match state.fresh_per_flow.get_mut(&oldest.message.flow_id) {
+            let newer = match state.fresh_per_flow.get_mut(oldest.flow_id()) {
                 Some(count) => {
                     *count -= 1;
                     *count
@@ -213,19 +259,20 @@ impl DebugHub {
                 None => 0,
             };
             if newer == 0 {
-                state.fresh_per_flow.remove(&oldest.message.flow_id);
+                state.fresh_per_flow.remove(oldest.flow_id());
             }
-            if newer < DEBUG_RING {
-                if let Some(retained) = Retained::new(&oldest.message) {
-                    state.retained_bytes += retained.size();
-                    state.retained.push_back(retained);
+            if let Fresh::Held { message, size } = oldest {
+                state.held -= 1;
+                state.held_bytes -= size;
+                if newer < DEBUG_RING {
+                    state.write_out(&message);
                 }
             }
         }
-        // Both tiers together stay within the bounds; the written-out messages go first.
+        // Both together stay within the bounds; the written-out messages go first.
         while !state.retained.is_empty()
-            && (state.retained.len() + state.fresh.len() > DEBUG_RETAINED
-                || state.retained_bytes + state.fresh_bytes > DEBUG_RETAINED_BYTES)
+            && (state.retained.len() + state.held > DEBUG_RETAINED
+                || state.retained_bytes + state.held_bytes > DEBUG_RETAINED_BYTES)
         {
             if let Some(evicted) = state.retained.pop_front() {
                 state.retained_bytes -= evicted.size();
@@ -236,6 +283,15 @@ impl DebugHub {
             if live.send(Arc::clone(message)).is_err() {
                 state.live.remove(&message.flow_id);
             }
+        }
+    }
+}
+
+impl HubState {
+    fn write_out(&mut self, message: &DebugMessage) {
+        if let Some(retained) = Retained::new(message) {
+            self.retained_bytes += retained.size();
+            self.retained.push_back(retained);
         }
     }
 }
@@ -317,8 +373,10 @@ mod tests {
             hub.debug(&Arc::new(message(&format!("flow{n}"), n, json!({"n": n}))));
         }
         let state = hub.state();
+        // A flow with nothing among the newest messages is written out at once.
         assert_eq!(state.fresh.len(), FRESH);
-        assert_eq!(state.retained.len() + state.fresh.len(), DEBUG_RETAINED);
+        assert_eq!(state.held, 0);
+        assert_eq!(state.retained.len(), DEBUG_RETAINED);
         drop(state);
         assert!(
             hub.recent("flow0").is_empty(),
@@ -332,21 +390,22 @@ mod tests {
             hub.debug(&Arc::new(message("big", n, json!(big))));
         }
         let state = hub.state();
-        assert!(state.retained_bytes + state.fresh_bytes <= DEBUG_RETAINED_BYTES);
-        assert!(state.fresh_bytes <= DEBUG_RETAINED_BYTES / 4);
-        let kept = state.retained.len() + state.fresh.len();
+        assert!(state.retained_bytes + state.held_bytes <= DEBUG_RETAINED_BYTES);
+        assert!(state.held_bytes <= DEBUG_RETAINED_BYTES / 4);
+        assert!(state.held > 0);
+        let kept = state.retained.len() + state.held;
         assert!((8..20).contains(&kept), "{kept} kept");
         let counted: usize = state.retained.iter().map(Retained::size).sum();
         assert_eq!(counted, state.retained_bytes);
-        let estimated: usize = state.fresh.iter().map(|f| f.size).sum();
-        assert_eq!(estimated, state.fresh_bytes);
+        let held: Vec<&Fresh> = state.fresh.iter().filter(|f| f.held().is_some()).collect();
+        assert_eq!(held.len(), state.held);
+        let estimated: usize = held.iter().map(|f| f.held_size()).sum();
+        assert_eq!(estimated, state.held_bytes);
         // The estimate is close to the JSON: within the escapes and the length of numbers.
-        let written = Retained::new(&state.fresh[0].message).map_or(0, |r| r.size());
-        assert!(
-            written.abs_diff(state.fresh[0].size) < 200,
-            "{written} vs {}",
-            state.fresh[0].size
-        );
+        let first = held[0].held().expect("held");
+        let written = Retained::new(first).map_or(0, |r| r.size());
+        let estimate = held[0].held_size();
+        assert!(written.abs_diff(estimate) < 200, "{written} vs {estimate}");
     }
 
     #[test]
@@ -357,10 +416,12 @@ mod tests {
             hub.debug(&Arc::new(message("busy", n, json!(n))));
         }
         let state = hub.state();
-        // Only the quiet flow's message was written out: every busy one pushed out of the fresh
-        // tier had a full ring of newer ones.
-        assert_eq!(state.retained.len(), 1);
+        // Written out: the quiet flow's message and the busy flow's first (its flow had none
+        // among the newest then). Every other busy one pushed out had a full ring of newer ones.
+        assert_eq!(state.retained.len(), 2);
         assert!(state.retained[0].is_of("quiet"));
+        assert!(state.retained[1].is_of("busy"));
+        assert_eq!(state.held, FRESH);
         assert_eq!(state.fresh_per_flow.get("busy"), Some(&FRESH));
         assert!(!state.fresh_per_flow.contains_key("quiet"));
         drop(state);
@@ -382,20 +443,28 @@ mod tests {
         );
         sent.node_id = Some("node".into());
         sent.level = "warn".into();
+        // The first is written out at once; the second is held, then pushed out by another
+        // flow's output and written out. Both read back as they were, in order.
         hub.debug(&Arc::new(sent.clone()));
-        assert_eq!(hub.recent("a"), vec![sent.clone()]);
-        // Pushed out of the fresh tier by another flow's output: written out and read back.
+        let mut second = sent.clone();
+        second.message = "second".into();
+        hub.debug(&Arc::new(second.clone()));
+        assert_eq!(hub.state().held, 1);
+        assert_eq!(hub.recent("a"), vec![sent.clone(), second.clone()]);
         for n in 0..FRESH {
             hub.debug(&Arc::new(message("ab", n, json!(n))));
         }
-        assert_eq!(hub.state().retained.len(), 1);
-        assert_eq!(hub.recent("a"), vec![sent]);
+        let state = hub.state();
+        assert_eq!(state.retained.len(), 3, "a, a, and ab's first");
+        assert_eq!(state.held, FRESH - 1);
+        drop(state);
+        assert_eq!(hub.recent("a"), vec![sent, second]);
         // A flow id that is a prefix of another's is not that flow.
         assert!(hub.recent("").is_empty());
         for n in 0..FRESH {
             hub.debug(&Arc::new(message("b", n, json!(n))));
         }
-        assert_eq!(hub.recent("a").len(), 1);
+        assert_eq!(hub.recent("a").len(), 2);
         assert_eq!(hub.recent("ab").len(), FRESH);
     }
 
@@ -417,10 +486,20 @@ mod tests {
         assert_eq!(hub.recent("b").len(), 1);
         let state = hub.state();
         assert_eq!(state.fresh.len(), 1);
-        assert_eq!(state.fresh_bytes, state.fresh[0].size);
         assert!(!state.fresh_per_flow.contains_key("a"));
         assert!(!state.live.contains_key("a"));
         drop(state);
+        // Forgetting reaches held messages.
+        hub.debug(&Arc::new(message("c", 3, json!(3))));
+        hub.debug(&Arc::new(message("c", 4, json!(4))));
+        let held = hub.state().held;
+        assert_eq!((held, hub.recent("c").len()), (1, 2));
+        hub.forget("c");
+        let state = hub.state();
+        assert_eq!((state.held, state.held_bytes), (0, 0));
+        assert!(!state.fresh.iter().any(|f| f.flow_id() == "c"));
+        drop(state);
+        assert!(hub.recent("c").is_empty());
         // Forgetting reaches the written-out tier too.
         for n in 0..2 * FRESH {
             hub.debug(&Arc::new(message(&format!("other{n}"), n, json!(n))));
