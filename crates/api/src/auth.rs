@@ -235,6 +235,31 @@ mod tests {
     }
 
     #[test]
+    fn a_credential_reads_its_document_once_and_strictly() {
+        let record = |doc: Value| TokenRecord {
+            id: "t".into(),
+            application_id: None,
+            token_hash: String::new(),
+            doc,
+        };
+        let plain = Credential::new(record(serde_json::json!({"scope": ["all.Application", 3]})));
+        assert!(!plain.inactive);
+        assert_eq!(plain.expires, None);
+        assert_eq!(&*plain.scopes, ["all.Application".to_owned()]);
+        let off = Credential::new(record(serde_json::json!({
+            "status": "inactive", "expirationDate": "2030-01-02T03:04:05.000Z"})));
+        assert!(off.inactive);
+        assert_eq!(
+            off.expires,
+            flowd_model::time::parse_iso("2030-01-02T03:04:05.000Z")
+        );
+        assert!(off.scopes.is_empty());
+        // A date that cannot be read counts as already past, as it did when read per request.
+        let unreadable = Credential::new(record(serde_json::json!({"expirationDate": "soon"})));
+        assert!(unreadable.expires.is_some_and(|t| t <= chrono::Utc::now()));
+    }
+
+    #[test]
     fn application_tokens_reach_only_their_application() {
         let p = Principal {
             token_id: "t".into(),

@@ -219,7 +219,7 @@ fn query_of(query: &str) -> Value {
 fn cast(bytes: &[u8], webhook: &WebhookSettings) -> Value {
     match webhook.cast_buffers_as.as_str() {
         "base64" => json!(base64::engine::general_purpose::STANDARD.encode(bytes)),
-        "hex" => json!(hex::encode(bytes)),
+        "hex" => json!(flowd_model::id::hex_lower(bytes)),
         "binary" => json!(bytes.iter().map(|&b| b as char).collect::<String>()),
         "array" => json!(bytes),
         _ => json!(String::from_utf8_lossy(bytes)),

@@ -20,7 +20,7 @@ fn short_id() -> String {
 
 fn hex32() -> String {
     let bytes: [u8; 16] = rand::random();
-    hex::encode(bytes)
+    flowd_model::id::hex_lower(&bytes)
 }
 
 /// Makes sure `triggers`, `nodes` and `globals` exist, gives keyless triggers a key
