@@ -31,7 +31,6 @@ use base64::Engine as _;
 use flowd_engine::replies::WebhookReply;
 use flowd_engine::triggers::webhook::WebhookSettings;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -113,9 +112,10 @@ async fn handle(
     let reply_id = format!("{}.{}", webhook.webhook_id, flowd_model::id::new_id());
     data.insert("replyId".into(), Value::String(reply_id.clone()));
     let replies = state.engine.replies();
+    let wait = state.limits.webhook_reply_timeout;
     // Parked before the runs start, so that even the quickest reply finds it; the guard
     // removes it however this request ends (reply, timeout, or the client going away).
-    let (answer, _parked) = replies.open(&webhook.application_id, &reply_id);
+    let (answer, _parked) = replies.open(&webhook.application_id, &reply_id, wait);
     let runs = state
         .engine
         .fire_webhook(&webhook, Value::Object(data), flow_version.as_deref())
@@ -125,12 +125,12 @@ async fn handle(
             "No workflow is listening to this webhook, so nothing will reply".into(),
         ));
     }
-    let timeout = state.limits.webhook_reply_timeout;
-    match tokio::time::timeout(timeout, answer).await {
-        Ok(Ok(reply)) => Ok(reply_response(reply)),
-        _ => Err(ApiError::GatewayTimeout(format!(
+    // No reply by the deadline: the replies' sweep drops the sender and the wait ends.
+    match answer.await {
+        Ok(reply) => Ok(reply_response(reply)),
+        Err(_) => Err(ApiError::GatewayTimeout(format!(
             "No workflow replied within {} s",
-            timeout.as_secs_f64()
+            wait.as_secs_f64()
         ))),
     }
 }
@@ -307,7 +307,8 @@ fn reply_response(reply: WebhookReply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     let mut response = (status, Body::from(reply.body)).into_response();
     let headers = response.headers_mut();
-    let mut seen: HashMap<HeaderName, ()> = HashMap::new();
+    // A handful of headers: a list scans faster than a map hashes.
+    let mut seen: Vec<HeaderName> = Vec::with_capacity(reply.headers.len());
     for (name, value) in reply.headers {
         let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
@@ -316,7 +317,8 @@ fn reply_response(reply: WebhookReply) -> Response {
             continue;
         };
         // The node's headers replace defaults; repeated names are all sent.
-        if seen.insert(name.clone(), ()).is_none() {
+        if !seen.contains(&name) {
+            seen.push(name.clone());
             headers.insert(name, value);
         } else {
             headers.append(name, value);

@@ -323,7 +323,7 @@ impl Engine {
     }
 
     /// Webhook requests waiting for a reply.
-    pub fn replies(&self) -> &crate::replies::Replies {
+    pub fn replies(&self) -> &Arc<crate::replies::Replies> {
         &self.inner.services.replies
     }
 

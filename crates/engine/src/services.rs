@@ -101,7 +101,7 @@ pub struct Services {
     /// The armed triggers and where events go.
     pub triggers: crate::triggers::hub::TriggerHub,
     /// Webhook requests waiting for a Webhook Reply node.
-    pub replies: crate::replies::Replies,
+    pub replies: Arc<crate::replies::Replies>,
 }
 
 impl Services {
@@ -125,7 +125,7 @@ impl Services {
             integrations: crate::integrations::Integrations::new(),
             webhooks: crate::triggers::webhook::Webhooks::new(),
             triggers: crate::triggers::hub::TriggerHub::new(),
-            replies: crate::replies::Replies::new(),
+            replies: Arc::new(crate::replies::Replies::new()),
         }
     }
 }

@@ -17,7 +17,7 @@
 use flowd_store::{ResourceKind, Store, StoreError};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 /// The verification types flowd honours.
 pub const SUPPORTED_VERIFICATION: &[&str] = &["none"];
@@ -112,7 +112,8 @@ impl WebhookSettings {
 
 #[derive(Default)]
 struct Registry {
-    by_token: HashMap<String, WebhookSettings>,
+    /// Shared with the requests that use them: a lookup copies a pointer, not the settings.
+    by_token: HashMap<String, Arc<WebhookSettings>>,
     /// Webhook id → token, to find a webhook's entry when it changes or goes.
     tokens: HashMap<String, String>,
 }
@@ -191,7 +192,7 @@ impl Webhooks {
         match WebhookSettings::from_doc(doc) {
             Ok((token, settings)) => {
                 registry.tokens.insert(id.to_owned(), token.clone());
-                registry.by_token.insert(token, settings);
+                registry.by_token.insert(token, Arc::new(settings));
             }
             Err(e) => {
                 tracing::error!(webhook = %id, error = %e, "webhook not registered");
@@ -221,7 +222,7 @@ impl Webhooks {
     }
 
     /// The webhook a public URL names, if any (disabled ones included: the route decides).
-    pub fn by_token(&self, token: &str) -> Option<WebhookSettings> {
+    pub fn by_token(&self, token: &str) -> Option<Arc<WebhookSettings>> {
         self.registry
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -347,7 +348,7 @@ mod tests {
         hooks.apply(&doc("1", APP, "t1"));
         let settings = hooks.by_token("t1").unwrap();
         assert_eq!(
-            settings,
+            *settings,
             WebhookSettings {
                 webhook_id: "1".into(),
                 application_id: APP.into(),
