@@ -5,8 +5,12 @@
 //! * Paths that only run synchronous nodes are processed from a stack without any future being
 //!   allocated; a path whose node waits is parked in a set of futures while others continue.
 //! * An empty port completes a path. A halting error stops every path of the run.
-//! * The whole run is bounded by the run time limit; it yields to the scheduler regularly so
-//!   that even a graph that cycles forever is stopped by the limit.
+//! * The whole run is bounded by the run time limit, checked where the walk waits and at its
+//!   regular yields to the scheduler (so that even a graph that cycles forever is stopped). A
+//!   run stopped by it fails with `TimeoutError` and the payload of a path still alive: the
+//!   next one to run, else one that was waiting. The walk keeps the payloads of waiting paths
+//!   itself (not inside their futures) so that it can name one; the trigger's `data` is moved
+//!   into the run, never copied.
 
 use crate::compile::CompiledFlow;
 use crate::error::{ErrorName, NodeError};
@@ -68,8 +72,8 @@ pub fn payload_base(
 /// `deviceId`.
 const PAYLOAD_FIELDS: usize = 13;
 
-/// The payload a run starts with (spec §3.1).
-pub fn initial_payload(flow: &CompiledFlow, start: &RunStart) -> Value {
+/// The payload a run starts with (spec §3.1); the trigger's `data` moves into it.
+pub fn initial_payload(flow: &CompiledFlow, start: &mut RunStart) -> Value {
     let trigger = &flow.triggers[start.trigger];
     let mut payload = trigger.payload_base.clone();
     let mut time = crate::value::date_to_iso(start.time_ms as f64);
@@ -77,7 +81,7 @@ pub fn initial_payload(flow: &CompiledFlow, start: &RunStart) -> Value {
     for (key, slot) in payload.iter_mut().take(2) {
         match key.as_str() {
             "time" => *slot = Value::String(time.take().unwrap_or_default()),
-            "data" => *slot = start.data.clone(),
+            "data" => *slot = std::mem::take(&mut start.data),
             _ => {}
         }
     }
@@ -161,41 +165,22 @@ pub async fn execute(
 /// [`execute`] for a run started by a Workflow Trigger node chain `depth` long.
 pub async fn execute_at_depth(
     flow: Arc<CompiledFlow>,
-    start: RunStart,
+    mut start: RunStart,
     services: Arc<Services>,
     depth: u32,
 ) -> RunResult {
     let began = Instant::now();
     // Shared with the walk (and anything it parks) rather than copied for it.
     let run = Arc::new(RunInfo {
-        run_id: start.run_id.clone(),
+        run_id: std::mem::take(&mut start.run_id),
         flow: Arc::clone(&flow.identity),
         device_id: start.device_id.clone(),
         started_ms: start.time_ms,
         depth,
     });
     let limit = services.limits.run_time;
-    let outcome = tokio::time::timeout(limit, walk(&flow, &start, &run, &services)).await;
-    let (completed, failed, failure) = match outcome {
-        Ok(result) => result,
-        Err(_) => (
-            0,
-            1,
-            Some(failure(
-                &flow,
-                None,
-                NodeError::new(
-                    ErrorName::TimeoutError,
-                    format!(
-                        "the run took longer than the limit of {} s",
-                        limit.as_secs_f64()
-                    ),
-                ),
-                // Where each path was is not known after a timeout; the run's start is.
-                Some(&initial_payload(&flow, &start)),
-            )),
-        ),
-    };
+    let deadline = tokio::time::Instant::now() + limit;
+    let (completed, failed, failure) = walk(&flow, start, &run, &services, deadline).await;
     let result = RunResult {
         wall_time: began.elapsed(),
         paths_completed: completed,
@@ -208,6 +193,22 @@ pub async fn execute_at_depth(
     result
 }
 
+/// The failure of a run stopped by the run time limit.
+fn timed_out(flow: &CompiledFlow, limit: Duration, payload: Option<&Value>) -> RunFailure {
+    failure(
+        flow,
+        None,
+        NodeError::new(
+            ErrorName::TimeoutError,
+            format!(
+                "the run took longer than the limit of {} s",
+                limit.as_secs_f64()
+            ),
+        ),
+        payload,
+    )
+}
+
 /// What one walk needs, owned, so that parked work (waits, loops) can be `'static`.
 struct WalkContext {
     flow: Arc<CompiledFlow>,
@@ -215,6 +216,8 @@ struct WalkContext {
     services: Arc<Services>,
     storage: Option<crate::storage::StorageHandle>,
     tracing_steps: bool,
+    /// When the run time limit runs out.
+    deadline: tokio::time::Instant,
 }
 
 /// A walk stopped by a halting error: the failure and how many paths it stopped.
@@ -237,19 +240,63 @@ enum Stop {
     Halt(Box<Halt>),
 }
 
+/// Parked work: resolves to its node, the slot of its path's payload, and how it ended.
 type Parked =
-    futures::future::BoxFuture<'static, (usize, Value, Result<crate::node::Resume, Stop>)>;
+    futures::future::BoxFuture<'static, (usize, usize, Result<crate::node::Resume, Stop>)>;
+
+/// The payloads of parked paths, by slot; a parked future carries only its slot, so that the
+/// walk can still name a payload when the run time runs out.
+#[derive(Default)]
+struct Waiting {
+    payloads: Vec<Option<Value>>,
+    free: Vec<usize>,
+}
+
+impl Waiting {
+    fn park(&mut self, payload: Value) -> usize {
+        match self.free.pop() {
+            Some(slot) => {
+                self.payloads[slot] = Some(payload);
+                slot
+            }
+            None => {
+                self.payloads.push(Some(payload));
+                self.payloads.len() - 1
+            }
+        }
+    }
+
+    fn resume(&mut self, slot: usize) -> Value {
+        self.free.push(slot);
+        self.payloads
+            .get_mut(slot)
+            .and_then(Option::take)
+            .unwrap_or_default()
+    }
+
+    fn any(&self) -> Option<&Value> {
+        self.payloads.iter().flatten().next()
+    }
+}
 
 async fn walk(
     flow: &Arc<CompiledFlow>,
-    start: &RunStart,
+    mut start: RunStart,
     run: &Arc<RunInfo>,
     services: &Arc<Services>,
+    deadline: tokio::time::Instant,
 ) -> (u64, u64, Option<RunFailure>) {
     let storage = if flow.uses_storage {
-        match services.storage.handle(&flow.identity.flow_id).await {
-            Ok(storage) => Some(storage),
-            Err(e) => return (0, 1, Some(failure(flow, None, NodeError::from(e), None))),
+        match tokio::time::timeout_at(deadline, services.storage.handle(&flow.identity.flow_id))
+            .await
+        {
+            Ok(Ok(storage)) => Some(storage),
+            Ok(Err(e)) => return (0, 1, Some(failure(flow, None, NodeError::from(e), None))),
+            Err(_) => {
+                let payload = initial_payload(flow, &mut start);
+                let limit = services.limits.run_time;
+                return (0, 1, Some(timed_out(flow, limit, Some(&payload))));
+            }
         }
     } else {
         None
@@ -260,9 +307,10 @@ async fn walk(
         services: services.clone(),
         storage,
         tracing_steps: services.observers.iter().any(|o| o.wants_steps()),
+        deadline,
     });
     let targets = flow.triggers[start.trigger].targets.clone();
-    match walk_scope(cx, targets, initial_payload(flow, start), false).await {
+    match walk_scope(cx, targets, initial_payload(flow, &mut start), false).await {
         Ok(end) => (end.completed, 0, None),
         Err(halt) => (0, halt.failed, Some(halt.failure)),
     }
@@ -270,7 +318,8 @@ async fn walk(
 
 /// Walks every path from `targets` until all end. In a loop body (`in_loop`) a Next, Return or
 /// Break cap ends its path and the first one reached is reported; paths ending otherwise are
-/// discarded rather than counted as completed.
+/// discarded rather than counted as completed. The run time limit is watched at the top level
+/// only: a loop body runs inside work parked there.
 fn walk_scope(
     cx: Arc<WalkContext>,
     targets: Vec<usize>,
@@ -287,6 +336,9 @@ fn walk_scope(
         walk.fork(&targets, payload);
         let mut cap: Option<(crate::node::LoopCap, Value)> = None;
         let mut parked: FuturesUnordered<Parked> = FuturesUnordered::new();
+        let mut waiting = Waiting::default();
+        // Armed the first time the walk waits, so that a run that never waits sets no timer.
+        let mut time_limit: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         let mut debug: Vec<DebugMessage> = Vec::new();
         let mut steps: u32 = 0;
         let halt = |walk: &Walk<'_>,
@@ -300,6 +352,14 @@ fn walk_scope(
         };
         let alive = |walk: &Walk<'_>, parked: &FuturesUnordered<Parked>| {
             walk.ready.len() as u64 + parked.len() as u64
+        };
+        // Every path still alive fails; the payload named is the next to run, else a waiting one.
+        let timeout = |walk: &Walk<'_>, parked: &FuturesUnordered<Parked>, waiting: &Waiting| {
+            let payload = walk.ready.last().map(|(_, p)| p).or_else(|| waiting.any());
+            Halt {
+                failed: alive(walk, parked).max(1),
+                failure: timed_out(flow, cx.services.limits.run_time, payload),
+            }
         };
 
         loop {
@@ -347,16 +407,19 @@ fn walk_scope(
                 match outcome {
                     Ok(Outcome::Port(port)) => walk.emit(index, port, payload),
                     Ok(Outcome::Wait(future)) => {
+                        let slot = waiting.park(payload);
                         parked.push(Box::pin(async move {
                             let result = future.await.map_err(Stop::Node);
-                            (index, payload, result)
+                            (index, slot, result)
                         }));
                     }
                     Ok(Outcome::Loop(plan)) => {
                         let body = node.outputs.get(1).cloned().unwrap_or_default();
                         let cx = cx.clone();
+                        let before = payload.clone();
+                        let slot = waiting.park(payload);
                         parked.push(Box::pin(async move {
-                            let result = run_loop(cx, body, plan, payload.clone()).await;
+                            let result = run_loop(cx, body, plan, before).await;
                             let result = result.map(|after| {
                                 let update: crate::node::PayloadUpdate =
                                     Box::new(move |payload: &mut Value| {
@@ -369,7 +432,7 @@ fn walk_scope(
                                     logs: Vec::new(),
                                 }
                             });
-                            (index, payload, result)
+                            (index, slot, result)
                         }));
                     }
                     Ok(Outcome::Cap(signal)) => {
@@ -390,11 +453,33 @@ fn walk_scope(
                 steps = steps.wrapping_add(1);
                 if steps.is_multiple_of(STEPS_PER_YIELD) {
                     tokio::task::yield_now().await;
+                    if !in_loop && tokio::time::Instant::now() >= cx.deadline {
+                        publish_debug(&cx.services, &mut debug);
+                        return Err(timeout(&walk, &parked, &waiting));
+                    }
                 }
             }
-            let Some((index, mut payload, result)) = parked.next().await else {
+            if parked.is_empty() {
+                break;
+            }
+            let next = if in_loop {
+                parked.next().await
+            } else {
+                let limit = time_limit
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(cx.deadline)));
+                tokio::select! {
+                    biased;
+                    next = parked.next() => next,
+                    () = limit.as_mut() => {
+                        publish_debug(&cx.services, &mut debug);
+                        return Err(timeout(&walk, &parked, &waiting));
+                    }
+                }
+            };
+            let Some((index, slot, result)) = next else {
                 break;
             };
+            let mut payload = waiting.resume(slot);
             let resumed = result.and_then(|resume| {
                 for line in resume.logs {
                     debug.push(cx.run.debug_message(

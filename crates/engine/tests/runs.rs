@@ -316,6 +316,38 @@ async fn the_run_time_limit_stops_a_long_delay() {
 }
 
 #[tokio::test]
+async fn a_timed_out_run_reports_the_payload_of_a_path_still_waiting() {
+    // A Mutate, then two paths waiting on delays longer than the limit.
+    let setup = setup(
+        limited(Duration::from_millis(300)),
+        &["mark"],
+        json!([
+            node("mark", "MutateNode",
+                json!({"rules": [{"type": "set", "valueTemplate": "marked", "destination": "working.step"}]}),
+                json!([["wait", "long"]])),
+            delay("wait", "2", &["after"]),
+            delay("long", "5", &["after"]),
+            debug("after", "never", ""),
+        ]),
+    )
+    .await;
+    let (result, messages) = setup.run(json!({"sent": [1, 2]})).await;
+    assert!(
+        result.wall_time < Duration::from_secs(1),
+        "{:?}",
+        result.wall_time
+    );
+    assert!(messages.is_empty());
+    assert_eq!((result.paths_completed, result.paths_failed), (0, 2));
+    let failure = result.failure.expect("a failure");
+    assert_eq!(failure.error.name, ErrorName::TimeoutError);
+    let payload = failure.payload.expect("the errored payload");
+    // The trigger's data is there (moved into the run, not lost), with what the path did.
+    assert_eq!(payload["data"], json!({"sent": [1, 2]}));
+    assert_eq!(payload["working"]["step"], "marked", "{payload}");
+}
+
+#[tokio::test]
 async fn the_run_time_limit_stops_a_graph_that_cycles_forever() {
     let setup = setup(
         limited(Duration::from_millis(300)),
@@ -339,4 +371,7 @@ async fn the_run_time_limit_stops_a_graph_that_cycles_forever() {
     let failure = result.failure.expect("a failure");
     assert_eq!(failure.error.name, ErrorName::TimeoutError);
     assert_eq!(result.paths_completed, 0);
+    // Stopped between two steps: the payload is the one about to go on.
+    let payload = failure.payload.expect("the errored payload");
+    assert_eq!(payload["working"]["at"], "a", "{payload}");
 }
