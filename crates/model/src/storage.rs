@@ -31,7 +31,9 @@ pub fn check_key(key: &str) -> Result<(), StorageRuleError> {
 
 /// Serializes a value compactly and checks its size; the text is what the store keeps.
 pub fn encode_value(key: &str, value: &Value) -> Result<String, StorageRuleError> {
-    let text = value.to_string();
+    // Straight into a buffer: `Value`'s `Display` writes piece by piece through `fmt::Write`,
+    // about twice the work. A `Value` always serializes (its keys are strings).
+    let text = serde_json::to_string(value).unwrap_or_default();
     if text.len() > MAX_VALUE_BYTES {
         return Err(StorageRuleError::ValueTooLarge {
             key: key.to_owned(),

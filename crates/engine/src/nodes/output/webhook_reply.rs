@@ -133,12 +133,17 @@ pub fn compile(spec: &NodeSpec<'_>) -> Result<CompiledNodeType, CompileError> {
     ))
 }
 
-/// The JSON text of a value, as a reply body carries it.
+/// The JSON text of a value, as a reply body carries it: a lone number as JavaScript prints
+/// it (`1.0` as `1`); anything else as it is, serialized in place rather than copied first.
 fn json_text(value: &Value) -> String {
-    JsValue::from(Some(value))
-        .to_json()
-        .map(|v| v.to_string())
-        .unwrap_or_default()
+    let text = match value {
+        Value::Number(_) => JsValue::from(value)
+            .to_json()
+            .map(|v| serde_json::to_string(&v)),
+        other => Some(serde_json::to_string(other)),
+    };
+    // A `Value` always serializes (its keys are strings).
+    text.and_then(Result::ok).unwrap_or_default()
 }
 
 impl WebhookReplyNode {
@@ -249,7 +254,10 @@ mod tests {
     fn reply_to(config: Value, payload: Value) -> crate::replies::WebhookReply {
         let h = Harness::new();
         let node = compile_node("WebhookReplyNode", &config).expect("compiles");
-        let (receiver, _guard) = h.services.replies.open("app", "hook.1");
+        let (receiver, _guard) =
+            h.services
+                .replies
+                .open("app", "hook.1", std::time::Duration::from_secs(60));
         let (port, _) = h.run(&node, payload).expect("runs");
         assert_eq!(port, 0);
         h.runtime.block_on(receiver).expect("a reply")
@@ -311,6 +319,25 @@ mod tests {
     }
 
     #[test]
+    fn a_path_body_prints_as_javascript_would() {
+        for (value, text) in [
+            (json!(2.0), "2"),
+            (json!(-0.0), "0"),
+            (json!(2.5), "2.5"),
+            (json!(null), "null"),
+            (json!(false), "false"),
+            (json!([1, "a", {"b": null}]), r#"[1,"a",{"b":null}]"#),
+            (json!({"z": 1, "a": [2]}), r#"{"z":1,"a":[2]}"#),
+        ] {
+            let reply = reply_to(
+                json!({"bodyTemplateType": "path", "bodyTemplate": "working.v"}),
+                json!({"data": {"replyId": "hook.1"}, "working": {"v": value}}),
+            );
+            assert_eq!(String::from_utf8_lossy(&reply.body), text, "{value}");
+        }
+    }
+
+    #[test]
     fn bad_statuses_become_200_and_odd_content_types_json() {
         for code in ["", "abc", "99", "1000", "{{data.none}}"] {
             let reply = reply_to(
@@ -336,7 +363,10 @@ mod tests {
             0
         );
         // Another application's waiting request is not answered.
-        let (mut receiver, _guard) = h.services.replies.open("someone-else", "hook.9");
+        let (mut receiver, _guard) =
+            h.services
+                .replies
+                .open("someone-else", "hook.9", std::time::Duration::from_secs(60));
         h.run(&node, json!({"data": {"replyId": "hook.9"}}))
             .unwrap();
         assert!(receiver.try_recv().is_err());
