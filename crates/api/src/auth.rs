@@ -80,8 +80,7 @@ impl Credential {
 #[derive(Default)]
 pub struct TokenCache {
     /// Shared credentials: every request reads one, and copying its document was ~2 % of a press.
-    entries:
-        std::sync::Mutex<std::collections::HashMap<String, (Arc<Credential>, std::time::Instant)>>,
+    entries: std::sync::Mutex<flowd_model::id::IdMap<(Arc<Credential>, std::time::Instant)>>,
     /// Bumped by `clear`; a lookup that started before a clear does not insert what it read.
     epoch: std::sync::atomic::AtomicU64,
 }

@@ -19,7 +19,8 @@
 //! busy flow's output is thus seldom written out, and a quiet flow's is written while warm.
 
 use crate::observer::{DebugMessage, RunObserver};
-use std::collections::{HashMap, VecDeque};
+use flowd_model::id::IdMap;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::broadcast;
 
@@ -110,13 +111,13 @@ struct HubState {
     held: usize,
     held_bytes: usize,
     /// How many of `fresh` each flow has.
-    fresh_per_flow: HashMap<String, usize>,
+    fresh_per_flow: IdMap<usize>,
     /// Older messages of every flow, written out, oldest first.
     retained: VecDeque<Retained>,
     retained_bytes: usize,
     /// Channels of flows someone watches; made on subscribe, dropped when the last watcher has
     /// gone (a broadcast channel holds its whole backlog of slots).
-    live: HashMap<String, broadcast::Sender<Arc<DebugMessage>>>,
+    live: IdMap<broadcast::Sender<Arc<DebugMessage>>>,
 }
 
 /// Carries this node's debug output to the other nodes of a cluster.

@@ -10,9 +10,9 @@ use crate::queue::{InProcessQueue, JobHandler, RunJob, RunQueue, VersionRef};
 use crate::run::{execute, RunStart};
 use crate::services::{RunLimits, Services};
 use crate::storage::{StorageMode, StorageService};
+use flowd_model::id::IdMap;
 use flowd_store::{StorageCaps, Store};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Flows whose compiled versions are kept at once; past it an arbitrary flow's are dropped (they
@@ -155,8 +155,8 @@ pub(crate) struct Inner {
     pub(crate) services: Arc<Services>,
     /// Compiled versions by flow id (usually one a flow): a lookup hashes the borrowed id and
     /// allocates nothing.
-    pub(crate) cache: Mutex<HashMap<String, CompiledVersions>>,
-    pub(crate) heads: Mutex<HashMap<String, Arc<FlowHead>>>,
+    pub(crate) cache: Mutex<IdMap<CompiledVersions>>,
+    pub(crate) heads: Mutex<IdMap<Arc<FlowHead>>>,
     /// Bumped by every invalidation. A cache miss reads the store and inserts what it read only
     /// if no invalidation happened meanwhile; otherwise a PATCH committed between the read and
     /// the insert would leave the old document cached.
@@ -260,8 +260,8 @@ impl Engine {
         let inner = Arc::new(Inner {
             store,
             services,
-            cache: Mutex::new(HashMap::new()),
-            heads: Mutex::new(HashMap::new()),
+            cache: Mutex::default(),
+            heads: Mutex::default(),
             epoch: std::sync::atomic::AtomicU64::new(0),
             queue: OnceLock::new(),
             accounting,
@@ -447,7 +447,7 @@ impl Engine {
         self.inner.debug.forget(flow_id);
     }
 
-    fn lock_heads(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<FlowHead>>> {
+    fn lock_heads(&self) -> std::sync::MutexGuard<'_, IdMap<Arc<FlowHead>>> {
         self.inner.heads.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -489,7 +489,7 @@ impl Engine {
         Ok(Some(head))
     }
 
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, CompiledVersions>> {
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, IdMap<CompiledVersions>> {
         self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -11,7 +11,7 @@
 //! no request waiting here is handed to the [`ReplyRelay`], which carries it to the other nodes
 //! ([`Replies::deliver`] on each).
 
-use std::collections::HashMap;
+use flowd_model::id::IdMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -54,7 +54,7 @@ pub trait ReplyRelay: Send + Sync {
 
 #[derive(Default)]
 pub struct Replies {
-    pending: Mutex<HashMap<String, Pending>>,
+    pending: Mutex<IdMap<Pending>>,
     relay: OnceLock<Arc<dyn ReplyRelay>>,
     /// Whether the sweeping task runs (one at most; it ends when nothing waits).
     sweeping: AtomicBool,
@@ -77,7 +77,7 @@ impl Replies {
         Replies::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdMap<Pending>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -22,6 +22,7 @@
 //!
 //! Both modes answer through [`StorageHandle`], with the same checks and the same errors.
 
+use flowd_model::id::IdMap;
 use flowd_model::storage::{check_key, encode_value, entry_size, StorageRuleError};
 use flowd_store::{
     StorageCaps, StorageChange, StorageMetadata, StorageSpace, StorageUpdate, StorageWrite, Store,
@@ -140,7 +141,7 @@ struct Pending {
     cleared: Vec<String>,
     /// The last state of each written key, by flow: a write finds its flow by the borrowed id
     /// and allocates a key only the first time it is written in a group.
-    flows: HashMap<String, FlowPending>,
+    flows: IdMap<FlowPending>,
     /// Incremented for every change; the writer reports the highest it committed.
     generation: u64,
 }
@@ -174,7 +175,7 @@ struct ServiceState {
     pending: Mutex<Pending>,
     wake: Notify,
     committed: watch::Sender<u64>,
-    flows: Mutex<HashMap<String, Arc<FlowStorage>>>,
+    flows: Mutex<IdMap<Arc<FlowStorage>>>,
 }
 
 /// The storage of every flow.
@@ -200,7 +201,7 @@ impl StorageService {
             pending: Mutex::new(Pending::default()),
             wake: Notify::new(),
             committed,
-            flows: Mutex::new(HashMap::new()),
+            flows: Mutex::default(),
         });
         if mode == StorageMode::Cached {
             tokio::spawn(writer(state.clone()));

@@ -5,6 +5,12 @@
 //! value. Two ids made in the same second by one process differ in the counter; ids from two
 //! processes differ in the random middle.
 
+/// A map keyed by ids the server made (flow ids, reply ids, token digests), hashed with
+/// foldhash (seeded per process): a fraction of the standard SipHash's work for such short
+/// keys, looked up several times a run. Keys a user chooses (storage keys, channel names) stay
+/// on the standard hasher, which resists crafted collisions.
+pub type IdMap<V> = std::collections::HashMap<String, V, foldhash::fast::RandomState>;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
