@@ -335,6 +335,25 @@ function_flow_json() {
          + (if $webhook == "" then [] else [$reply] end))
     }'
 }
+# The request/reply flow: a webhook that waits for its reply → Mutate → StoreValue (set) → StoreValue
+# (incr) → Webhook Reply, the analogue of the Node-RED anchor flow (http in → change → function
+# flow.set → http response), loaded with the same wrk command and body.
+reqreply_flow_json() {
+    cat <<JSON
+{"name": "reqreply-bench",
+ "triggers": [{"type": "webhook", "key": "$1", "config": {}, "outputIds": [["mutate"]]}],
+ "nodes": [
+  {"id": "mutate", "type": "MutateNode", "outputIds": [["set"]],
+   "config": {"rules": [{"type": "set", "valueTemplate": "{{data.body.payload.count}}", "valueTemplateType": "json", "destination": "working.count"},
+                        {"type": "set", "valueTemplate": "reqreply", "destination": "working.tag"}]}},
+  {"id": "set", "type": "StoreValueNode", "outputIds": [["incr"]],
+   "config": {"keyName": "last", "valueType": "path", "valuePath": "working"}},
+  {"id": "incr", "type": "StoreValueNode", "outputIds": [["reply"]],
+   "config": {"keyName": "n", "valueType": "incr", "value": "1"}},
+  $REPLY_NODE_JSON
+ ]}
+JSON
+}
 incr_flow_json() {
     cat <<'JSON'
 {"name": "incr-flood",

@@ -230,26 +230,6 @@ reqreply_node_red() {
     stop_pid "$pid" >/dev/null
 }
 
-# flowd's side: a webhook that waits for its reply → Mutate → StoreValue (set) → StoreValue
-# (incr) → Webhook Reply, the analogue of the Node-RED anchor flow (http in → change → function
-# flow.set → http response), loaded with the same wrk command and body.
-reqreply_flow_json() {
-    cat <<JSON
-{"name": "reqreply-bench",
- "triggers": [{"type": "webhook", "key": "$1", "config": {}, "outputIds": [["mutate"]]}],
- "nodes": [
-  {"id": "mutate", "type": "MutateNode", "outputIds": [["set"]],
-   "config": {"rules": [{"type": "set", "valueTemplate": "{{data.body.payload.count}}", "valueTemplateType": "json", "destination": "working.count"},
-                        {"type": "set", "valueTemplate": "reqreply", "destination": "working.tag"}]}},
-  {"id": "set", "type": "StoreValueNode", "outputIds": [["incr"]],
-   "config": {"keyName": "last", "valueType": "path", "valuePath": "working"}},
-  {"id": "incr", "type": "StoreValueNode", "outputIds": [["reply"]],
-   "config": {"keyName": "n", "valueType": "incr", "value": "1"}},
-  $REPLY_NODE_JSON
- ]}
-JSON
-}
-
 reqreply_flowd() {
     local data=$WORK/reqreply
     mkdir -p "$data"
