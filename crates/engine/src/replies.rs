@@ -96,17 +96,14 @@ impl Replies {
             Pending {
                 application_id: application_id.to_owned(),
                 answer,
-                deadline: Instant::now() + wait,
+                deadline: crate::services::deadline_after(wait),
             },
         );
         // After the insert: a sweeper that saw nothing waiting has cleared the flag by now
         // (under the lock), so this request gets a new one.
-        if !self.sweeping.swap(true, Ordering::AcqRel) {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    runtime.spawn(sweep(Arc::downgrade(self)));
-                }
-                Err(_) => self.sweeping.store(false, Ordering::Release),
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            if !self.sweeping.swap(true, Ordering::AcqRel) {
+                runtime.spawn(sweep(Arc::downgrade(self)));
             }
         }
         (
@@ -193,12 +190,31 @@ impl Replies {
 /// The sweeping task: ends when nothing waits (the next request starts another) or the
 /// replies are gone.
 async fn sweep(replies: Weak<Replies>) {
+    // Cleared on any other end too (the runtime shutting down, a panic), so that the next
+    // request starts a sweeper rather than trusting one that is gone.
+    struct Running {
+        replies: Weak<Replies>,
+        done: bool,
+    }
+    impl Drop for Running {
+        fn drop(&mut self) {
+            if let (false, Some(replies)) = (self.done, self.replies.upgrade()) {
+                replies.sweeping.store(false, Ordering::Release);
+            }
+        }
+    }
+    let mut running = Running {
+        replies: replies.clone(),
+        done: false,
+    };
     loop {
         tokio::time::sleep(SWEEP_EVERY).await;
         let Some(replies) = replies.upgrade() else {
             return;
         };
         if replies.expire(Instant::now()) == 0 {
+            // `expire` cleared the flag under the lock; a new sweeper may already run.
+            running.done = true;
             return;
         }
     }
@@ -258,6 +274,14 @@ mod tests {
         );
         // Delivered from another node: only a request waiting here is answered.
         assert!(!replies.deliver("app", "hook.elsewhere", reply(202)));
+    }
+
+    #[tokio::test]
+    async fn a_wait_too_long_to_add_to_the_clock_never_runs_out() {
+        let replies = Arc::new(Replies::new());
+        let (_answer, _guard) = replies.open("app", "hook.forever", Duration::MAX);
+        assert_eq!(replies.expire(Instant::now() + SWEEP_EVERY), 1);
+        assert!(replies.send("app", "hook.forever", reply(200)));
     }
 
     #[test]

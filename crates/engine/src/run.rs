@@ -30,6 +30,11 @@ pub const MAX_LIVE_PATHS: usize = 100_000;
 /// Steps between two yields to the scheduler.
 const STEPS_PER_YIELD: u32 = 256;
 
+/// Loop iterations between two yields: each iteration walks its body in a scope of its own,
+/// whose steps may never reach [`STEPS_PER_YIELD`]; without these a long loop of short bodies
+/// would never let the run's time limit be checked.
+const ITERATIONS_PER_YIELD: usize = 64;
+
 /// What starts a run.
 #[derive(Debug, Clone)]
 pub struct RunStart {
@@ -179,7 +184,7 @@ pub async fn execute_at_depth(
         depth,
     });
     let limit = services.limits.run_time;
-    let deadline = tokio::time::Instant::now() + limit;
+    let deadline = tokio::time::Instant::from_std(crate::services::deadline_after(limit));
     let (completed, failed, failure) = walk(&flow, start, &run, &services, deadline).await;
     let result = RunResult {
         wall_time: began.elapsed(),
@@ -553,7 +558,12 @@ async fn run_loop(
         let mut results = futures::stream::iter(runs).buffered(PARALLEL_ITERATIONS);
         let mut first_error = None;
         // Every iteration finishes before the first error is raised.
+        let mut finished = 0usize;
         while let Some(result) = results.next().await {
+            finished += 1;
+            if finished.is_multiple_of(ITERATIONS_PER_YIELD) {
+                tokio::task::yield_now().await;
+            }
             match result {
                 Ok(end) if mapping => map_values.push(match &end.cap {
                     Some((cap, committed)) => map_value(cap, committed),
@@ -569,7 +579,10 @@ async fn run_loop(
             return Err(Stop::Halt(Box::new(halt)));
         }
     } else {
-        for item in &plan.items {
+        for (i, item) in plan.items.iter().enumerate() {
+            if i > 0 && i.is_multiple_of(ITERATIONS_PER_YIELD) {
+                tokio::task::yield_now().await;
+            }
             let mut iteration = payload.clone();
             plan.current_item.set(&mut iteration, item.clone());
             let end = walk_scope(cx.clone(), body.clone(), iteration, true)

@@ -7,6 +7,16 @@ use crate::storage::StorageService;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `wait` from now, or a moment that never comes (30 years on) when `wait` is too long to add
+/// to the clock: a limit configured as `u64::MAX` seconds means no limit, not a panic.
+pub(crate) fn deadline_after(wait: Duration) -> std::time::Instant {
+    const NEVER: Duration = Duration::from_secs(30 * 365 * 86_400);
+    let now = std::time::Instant::now();
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(NEVER))
+        .unwrap_or(now)
+}
+
 /// Run limits (spec decision 9), configurable.
 #[derive(Debug, Clone, Copy)]
 pub struct RunLimits {

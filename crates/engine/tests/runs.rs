@@ -347,6 +347,92 @@ async fn a_timed_out_run_reports_the_payload_of_a_path_still_waiting() {
     assert_eq!(payload["working"]["step"], "marked", "{payload}");
 }
 
+/// A Loop node over `data.n` items whose body is one Math node ending at a Next cap, in the
+/// loop body group (`meta.groupId`), then a Debug node after the loop.
+fn loop_nodes(parallel: bool, body: Value) -> Value {
+    json!([
+        {"id": "loop", "type": "LoopNode",
+         "config": {"loopSourcePath": "data.n", "currentItemPath": "working.cur", "parallel": parallel},
+         "meta": {"label": "loop"},
+         "outputIds": [["after"], ["body"]]},
+        body,
+        {"id": "next", "type": "LoopCapNode", "meta": {"name": "loop-next", "groupId": "loop"},
+         "config": {"loopNodeId": "loop"}, "outputIds": []},
+        debug("after", "done", ""),
+    ])
+}
+
+#[tokio::test]
+async fn the_run_time_limit_stops_a_long_loop_of_short_bodies() {
+    // 262,144 iterations of a one-node body: each iteration walks fewer than 256 steps, so
+    // only the loop's own yields let the limit be checked.
+    for parallel in [false, true] {
+        let body = json!({"id": "body", "type": "MathNode", "meta": {"groupId": "loop"},
+            "config": {"statements": [{"expression": "{{working.cur.index}} + 1", "resultPath": "working.x"}]},
+            "outputIds": [["next"]]});
+        let setup = setup(
+            limited(Duration::from_millis(100)),
+            &["loop"],
+            loop_nodes(parallel, body),
+        )
+        .await;
+        let (result, messages) = setup.run(json!({"n": 262_144})).await;
+        assert!(
+            result.wall_time < Duration::from_millis(800),
+            "parallel {parallel}: {:?}",
+            result.wall_time
+        );
+        assert!(messages.is_empty(), "parallel {parallel}");
+        let failure = result.failure.expect("a failure");
+        assert_eq!(
+            failure.error.name,
+            ErrorName::TimeoutError,
+            "parallel {parallel}"
+        );
+        // The loop's path was waiting on its iterations: its payload is the one before the loop.
+        let payload = failure.payload.expect("the errored payload");
+        assert_eq!(payload["data"], json!({"n": 262_144}));
+        assert!(payload.get("working").is_none(), "{payload}");
+    }
+}
+
+#[tokio::test]
+async fn the_run_time_limit_stops_a_loop_body_that_waits() {
+    let body = json!({"id": "body", "type": "DelayNode", "meta": {"groupId": "loop"},
+        "config": {"delay": "2"}, "outputIds": [["next"]]});
+    let setup = setup(
+        limited(Duration::from_millis(300)),
+        &["loop"],
+        loop_nodes(false, body),
+    )
+    .await;
+    let (result, _) = setup.run(json!({"n": 3})).await;
+    assert!(
+        result.wall_time < Duration::from_secs(1),
+        "{:?}",
+        result.wall_time
+    );
+    let failure = result.failure.expect("a failure");
+    assert_eq!(failure.error.name, ErrorName::TimeoutError);
+    assert_eq!((result.paths_completed, result.paths_failed), (0, 1));
+}
+
+#[tokio::test]
+async fn a_run_time_limit_too_long_to_add_to_the_clock_means_no_limit() {
+    let setup = setup(
+        limited(Duration::from_secs(u64::MAX)),
+        &["wait"],
+        json!([
+            delay("wait", "0.05", &["after"]),
+            debug("after", "waited", "")
+        ]),
+    )
+    .await;
+    let (result, messages) = setup.run(json!({})).await;
+    assert_eq!(result.failure, None);
+    assert_eq!(ids(&messages), ["after"]);
+}
+
 #[tokio::test]
 async fn the_run_time_limit_stops_a_graph_that_cycles_forever() {
     let setup = setup(
