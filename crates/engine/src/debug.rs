@@ -88,17 +88,11 @@ impl Fresh {
         }
     }
 
-    fn held(&self) -> Option<&Arc<DebugMessage>> {
+    /// A held message and its estimated JSON size; nothing for one already written out.
+    fn held(&self) -> Option<(&Arc<DebugMessage>, usize)> {
         match self {
-            Fresh::Held { message, .. } => Some(message),
+            Fresh::Held { message, size } => Some((message, *size)),
             Fresh::Written { .. } => None,
-        }
-    }
-
-    fn held_size(&self) -> usize {
-        match self {
-            Fresh::Held { size, .. } => *size,
-            Fresh::Written { .. } => 0,
         }
     }
 }
@@ -153,7 +147,7 @@ impl DebugHub {
             .fresh
             .iter()
             .rev()
-            .filter_map(Fresh::held)
+            .filter_map(|fresh| fresh.held().map(|(message, _)| message))
             .filter(|message| message.flow_id == flow_id)
             .take(DEBUG_RING)
             .map(|message| DebugMessage::clone(message))
@@ -190,9 +184,9 @@ impl DebugHub {
         let (mut gone, mut gone_bytes) = (0, 0);
         state.fresh.retain(|fresh| {
             let keep = fresh.flow_id() != flow_id;
-            if !keep && fresh.held().is_some() {
+            if let (false, Some((_, size))) = (keep, fresh.held()) {
                 gone += 1;
-                gone_bytes += fresh.held_size();
+                gone_bytes += size;
             }
             keep
         });
@@ -398,14 +392,14 @@ mod tests {
         assert!((8..20).contains(&kept), "{kept} kept");
         let counted: usize = state.retained.iter().map(Retained::size).sum();
         assert_eq!(counted, state.retained_bytes);
-        let held: Vec<&Fresh> = state.fresh.iter().filter(|f| f.held().is_some()).collect();
+        let held: Vec<(&Arc<DebugMessage>, usize)> =
+            state.fresh.iter().filter_map(Fresh::held).collect();
         assert_eq!(held.len(), state.held);
-        let estimated: usize = held.iter().map(|f| f.held_size()).sum();
+        let estimated: usize = held.iter().map(|(_, size)| size).sum();
         assert_eq!(estimated, state.held_bytes);
         // The estimate is close to the JSON: within the escapes and the length of numbers.
-        let first = held[0].held().expect("held");
+        let (first, estimate) = held[0];
         let written = Retained::new(first).map_or(0, |r| r.size());
-        let estimate = held[0].held_size();
         assert!(written.abs_diff(estimate) < 200, "{written} vs {estimate}");
     }
 
