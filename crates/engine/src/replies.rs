@@ -100,10 +100,12 @@ impl Replies {
             },
         );
         // After the insert: a sweeper that saw nothing waiting has cleared the flag by now
-        // (under the lock), so this request gets a new one.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            if !self.sweeping.swap(true, Ordering::AcqRel) {
-                runtime.spawn(sweep(Arc::downgrade(self)));
+        // (under the lock), so this request gets a new one; one still running sees the entry.
+        if !self.sweeping.load(Ordering::Acquire) {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                if !self.sweeping.swap(true, Ordering::AcqRel) {
+                    runtime.spawn(sweep(Arc::downgrade(self)));
+                }
             }
         }
         (
