@@ -43,14 +43,9 @@ TOOLS=$BENCH/.tools
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS=${RESULTS:-$BENCH/results/$STAMP-cluster}
 mkdir -p "$RESULTS" "$TOOLS"
-WORK=$(mktemp -d)
-TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-export FLOWD_BENCH_TOKEN=$TOKEN
-export AUTH="Authorization: Bearer $TOKEN"
-PIDS=()
-declare -A R
 # shellcheck source=bench/lib.sh
 source "$BENCH/lib.sh"
+bench_session
 SCHEMAS=()
 finish() {
     cleanup

@@ -33,12 +33,9 @@ LOAD_CPU=${LOAD_CPU:-1}
 SETTLE=1
 RESULTS=$BENCH/results
 mkdir -p "$RESULTS"
-WORK=$(mktemp -d)
-TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-export FLOWD_BENCH_TOKEN=$TOKEN
-export AUTH="Authorization: Bearer $TOKEN"
 # shellcheck source=bench/lib.sh
 source "$BENCH/lib.sh"
+bench_session
 trap cleanup EXIT
 ensure_wrk
 if [ -z "${FLOWD:-}" ]; then

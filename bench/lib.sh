@@ -1,9 +1,20 @@
-# Helpers for bench/run-all.sh (sourced, not run). Needs: ROOT, BENCH, TOOLS, RESULTS, WORK,
-# TOKEN, SERVER_CPU, LOAD_CPU, SETTLE set by the caller; bash 4+ (associative arrays).
+# Helpers for the bench scripts (sourced, not run). Needs: ROOT, BENCH, TOOLS, RESULTS,
+# SERVER_CPU, LOAD_CPU, SETTLE set by the caller, and bench_session called; bash 4+
+# (associative arrays).
 
 declare -A R=()     # results by "bench.system.metric"
 FAILED=0
 PIDS=()
+
+# bench_session: what every bench script starts with: a scratch folder WORK (removed by cleanup)
+# and the owner token flowd is started with, TOKEN, exported for the wrk scripts
+# (FLOWD_BENCH_TOKEN) and for curl (AUTH).
+bench_session() {
+    WORK=$(mktemp -d)
+    TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    export FLOWD_BENCH_TOKEN=$TOKEN
+    export AUTH="Authorization: Bearer $TOKEN"
+}
 
 log() { echo "[bench $(date +%T)] $*" >&2; }
 section() { echo; echo "=== $*"; }
@@ -156,6 +167,15 @@ settled() {
 }
 
 # load_window BENCH SYSTEM LABEL C SECONDS SCRIPT URL PID COUNTER_CMD…
+# check_counted LABEL MOVED ACCEPTED C: a counter moved by the accepted requests, plus at most the
+# C that wrk left in flight when it stopped (answered after wrk stopped counting); below means
+# lost updates.
+check_counted() {
+    if [ "$2" -lt "$3" ] || [ "$2" -gt $(($3 + $4)) ]; then
+        fail "$1: the counter moved by $2 for $3 accepted requests (+ at most $4 in flight)"
+    fi
+}
+
 # One measured window: the counter (printed by COUNTER_CMD) once settled before, wrk, the counter
 # right after wrk and once settled again; the server's CPU over the wrk run and its RSS after.
 # Records attempted/s (every request wrk completed), accepted/s (2xx answers), completed/s (the
@@ -195,9 +215,7 @@ load_window() {
     record "$bench" "$system" "$p.rss_mb" "$(rss_mb "$pid")"
     echo "$bench $system $label: c=$c $summary"
     echo "$bench $system $label: accepted $accepted ($(res "$bench.$system.$p.accepted_rps")/s), completed $((at_end - before)) during the window ($(res "$bench.$system.$p.completed_rps")/s) and $completed in all, rejected $non2xx, CPU $cpu% of one core, RSS $(res "$bench.$system.$p.rss_mb") MB"
-    if [ "$completed" -lt "$accepted" ] || [ "$completed" -gt $((accepted + c)) ]; then
-        fail "$bench $system $label: the counter moved by $completed for $accepted accepted requests (+ at most $c in flight)"
-    fi
+    check_counted "$bench $system $label" "$completed" "$accepted" "$c"
     if [ "$accepted" -le 0 ]; then
         fail "$bench $system $label: no request was accepted"
     fi

@@ -89,12 +89,9 @@ TOOLS=$BENCH/.tools
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS=${RESULTS:-$BENCH/results/$STAMP$([ "$SMOKE" = 1 ] && echo -smoke || true)}
 mkdir -p "$RESULTS" "$TOOLS"
-WORK=$(mktemp -d)
-TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-export FLOWD_BENCH_TOKEN=$TOKEN
-export AUTH="Authorization: Bearer $TOKEN"
 # shellcheck source=bench/lib.sh
 source "$BENCH/lib.sh"
+bench_session
 trap cleanup EXIT
 : >"$RESULTS/results.tsv"
 BEGAN=$(now_ns)

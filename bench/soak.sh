@@ -37,12 +37,9 @@ TOOLS=$BENCH/.tools
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS=${RESULTS:-$BENCH/results/soak-$STAMP}
 mkdir -p "$RESULTS" "$TOOLS"
-WORK=$(mktemp -d)
-TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-export FLOWD_BENCH_TOKEN=$TOKEN
-export AUTH="Authorization: Bearer $TOKEN"
 # shellcheck source=bench/lib.sh
 source "$BENCH/lib.sh"
+bench_session
 trap cleanup EXIT
 : >"$RESULTS/results.tsv"
 
@@ -135,7 +132,7 @@ sleep "$SETTLE"
 summary_of() { grep '^SUMMARY' "$1" | sed 's/^SUMMARY //'; }
 accepted=$(summary_of "$RESULTS/wrk-press.txt" | jq '.requests - .non2xx')
 counter=$(counter "$FLOWS/$PRESS_FLOW")
-[ "$counter" = "$accepted" ] || fail "incr counter $counter != accepted presses $accepted"
+check_counted "soak: press flow incr counter" "$counter" "$accepted" "$PRESS_C"
 rest_failed=$(wc -l <"$REST_FAILS")
 [ "$rest_failed" = 0 ] || fail "$rest_failed REST calls failed (first: $(head -1 "$REST_FAILS"))"
 half=$(awk -v h=$((SOAK_SECS / 2)) -F'\t' 'NR > 1 && $1 >= h {print; exit}' "$RESULTS/samples.tsv")
